@@ -1,0 +1,195 @@
+"""Metrics and the InfluxDB line protocol.
+
+A :class:`Metric` is what every input produces and every output consumes: a measurement name,
+string tags, typed fields and a nanosecond timestamp. Its line-protocol form is built once,
+directly into a ``str`` (no intermediate objects), and cached, because the same metric usually
+goes to several outputs.
+
+Escaping follows the InfluxDB line protocol exactly:
+
+* measurement: ``,`` and space are escaped;
+* tag keys, tag values and field keys: ``,``, ``=`` and space are escaped;
+* string field values: ``\\`` and ``"`` are escaped; newlines are kept as they are (InfluxDB
+  accepts them inside a quoted string).
+
+The line protocol has no way to carry a few things; they are mapped, never sent broken:
+
+* a newline, carriage return or form feed in a name, key or tag value becomes the two
+  characters ``\\n`` (``\\r``, ``\\f``), as Telegraf does;
+* a trailing backslash of a name, key or tag value is dropped (it would escape the separator);
+* an empty tag value drops the tag; a NaN or infinite float drops the field; a metric left with
+  no field produces no line;
+* unsigned fields are written with the ``u`` suffix only where the output supports it
+  (InfluxDB 2.x/3.x, VictoriaMetrics); InfluxDB 1.x gets them as integers clamped to int64.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+
+__all__ = ["FieldValue", "Metric", "UInt", "now_ns"]
+
+
+class UInt(int):
+    """An unsigned 64-bit integer field value (``123u`` in line protocol)."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: int = 0) -> UInt:
+        if value < 0 or value > 0xFFFF_FFFF_FFFF_FFFF:
+            raise ValueError(f"unsigned field out of range: {value}")
+        return super().__new__(cls, value)
+
+
+FieldValue = float | int | bool | str
+
+_INT64_MAX = 0x7FFF_FFFF_FFFF_FFFF
+_INT64_MIN = -0x8000_0000_0000_0000
+
+
+def now_ns() -> int:
+    """The current wall-clock time in nanoseconds, the metrics' timestamp unit."""
+    return time.time_ns()
+
+
+_CONTROL = str.maketrans({"\n": "\\n", "\r": "\\r", "\f": "\\f"})
+_KEY = str.maketrans({"\n": "\\n", "\r": "\\r", "\f": "\\f", ",": "\\,", "=": "\\=", " ": "\\ "})
+_NAME = str.maketrans({"\n": "\\n", "\r": "\\r", "\f": "\\f", ",": "\\,", " ": "\\ "})
+_NEEDS_KEY_ESCAPE = frozenset("\n\r\f,= \\")
+_NEEDS_NAME_ESCAPE = frozenset("\n\r\f, \\")
+
+
+def _escape_key(text: str) -> str:
+    """Escape a tag key, tag value or field key; '' means "cannot be written"."""
+    if _NEEDS_KEY_ESCAPE.isdisjoint(text):
+        return text
+    return text.rstrip("\\").translate(_KEY)
+
+
+def _escape_name(text: str) -> str:
+    if _NEEDS_NAME_ESCAPE.isdisjoint(text):
+        return text
+    return text.rstrip("\\").translate(_NAME)
+
+
+def _escape_string(text: str) -> str:
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    if '"' in text:
+        text = text.replace('"', '\\"')
+    return text
+
+
+def _format_field(value: FieldValue, uint_support: bool) -> str | None:
+    """One field value in line protocol, or None when it cannot be written."""
+    kind = type(value)
+    if kind is float:
+        if math.isfinite(value):
+            return repr(value)
+        return None
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return f"{value}i" if _INT64_MIN <= value <= _INT64_MAX else None
+    if kind is str:
+        return f'"{_escape_string(value)}"'
+    if kind is UInt:
+        if uint_support:
+            return f"{int(value)}u"
+        return f"{min(int(value), _INT64_MAX)}i"
+    # Subclasses of the basic types (IntEnum, StrEnum, numpy scalars converted by callers).
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return _format_field(int(value), uint_support)
+    if isinstance(value, float):
+        return _format_field(float(value), uint_support)
+    if isinstance(value, str):
+        return _format_field(str(value), uint_support)
+    return None
+
+
+class Metric:
+    """One point: ``name,tag=value field=value timestamp``.
+
+    Fields may be ``float``, ``int`` (int64), :class:`UInt`, ``bool`` or ``str``. Tags are kept
+    as given; the line-protocol form sorts them by key, which is what InfluxDB prefers.
+    """
+
+    __slots__ = ("_line", "_line_u", "fields", "name", "tags", "time")
+
+    def __init__(
+        self,
+        name: str,
+        tags: Mapping[str, str] | None,
+        fields: Mapping[str, FieldValue],
+        time: int | None = None,
+    ) -> None:
+        self.name = name
+        self.tags: dict[str, str] = dict(tags) if tags else {}
+        self.fields: dict[str, FieldValue] = dict(fields)
+        self.time: int = now_ns() if time is None else time
+        self._line: str | None = None
+        self._line_u: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Metric({self.name!r}, {self.tags!r}, {self.fields!r}, {self.time})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Metric):
+            return NotImplemented
+        return (self.name, self.tags, self.fields, self.time) == (
+            other.name,
+            other.tags,
+            other.fields,
+            other.time,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def line(self, uint_support: bool = False) -> str:
+        """This metric as one line of line protocol (no trailing newline); '' if unwritable."""
+        if uint_support:
+            if self._line_u is None:
+                self._line_u = self._build(True)
+            return self._line_u
+        if self._line is None:
+            self._line = self._build(False)
+        return self._line
+
+    def _build(self, uint_support: bool) -> str:
+        name = _escape_name(self.name)
+        if not name or name.startswith("#"):
+            return ""
+        parts = [name]
+        for key in sorted(self.tags):
+            value = self.tags[key]
+            ekey = _escape_key(key)
+            evalue = _escape_key(value) if value else ""
+            if ekey and evalue:
+                parts.append(f",{ekey}={evalue}")
+        parts.append(" ")
+        first = True
+        for key, value in self.fields.items():
+            ekey = _escape_key(key)
+            if not ekey:
+                continue
+            text = _format_field(value, uint_support)
+            if text is None:
+                continue
+            if not first:
+                parts.append(",")
+            parts.append(f"{ekey}={text}")
+            first = False
+        if first:
+            return ""
+        parts.append(f" {self.time}")
+        return "".join(parts)
+
+
+def to_lines(metrics: Iterable[Metric], uint_support: bool = False) -> bytes:
+    """A batch of metrics as one newline-separated line-protocol body (unwritable ones skipped)."""
+    lines = [m.line(uint_support) for m in metrics]
+    return "\n".join(line for line in lines if line).encode()

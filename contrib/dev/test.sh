@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test, after installing what the tests need: a venv with the Python dependencies and
+# the Debian servers the tests start themselves (InfluxDB 1.x, VictoriaMetrics, Chromium).
+# As root it installs missing Debian packages; otherwise it prints the exact command to run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+source contrib/dev/setup.sh
+apt_install influxdb victoria-metrics chromium
+mkdir -p test-artifacts
+.venv/bin/ruff check .
+exec .venv/bin/pytest -q -ra "$@"
