@@ -30,6 +30,8 @@ __all__ = [
     "OutputType",
     "PluginContext",
     "SerialBackend",
+    "SimOptions",
+    "Simulation",
     "SimulatorType",
 ]
 
@@ -117,7 +119,34 @@ class OutputType:
 
 
 class Action(enum.StrEnum):
-    """Control actions the API exposes (manual §3.5) plus the typed extras a driver may allow."""
+    """Control actions (manual §3.5), what they take and what they answer.
+
+    ==================  ======================================  ===============================
+    action              ``params``                              result (the API's ``payload``)
+    ==================  ======================================  ===============================
+    reboot              {}                                      None
+    get_led             {}                                      0 or 1 (:class:`LedStatus`)
+    set_led             {"status": 0 | 1}                       None
+    get_work_mode       {}                                      "normal" | "sleep" |
+                                                                "low_power" | "unknown"
+    set_work_mode       {"mode": "normal"|"sleep"|"low_power"}  None, once the device *did* it
+                                                                (read back where possible)
+    get_pools           {}                                      three ``{"address", "worker",
+                                                                "passwd"}`` dicts; an empty
+                                                                slot has empty strings
+    set_pools           {"pools": [three such dicts]}           None. The core has already
+                                                                merged null slots and applied
+                                                                the worker suffix: write all
+                                                                three as given, then read back
+    command             {"name": str, "args": {...}}            whatever the allow-listed
+                                                                driver command answers
+    ==================  ======================================  ===============================
+
+    Failures raise :class:`~webbo.agent.errors.DeviceError` with a message for the operator
+    (e.g. "set_work_mode: low_power is not supported by Antminer S9"); a write whose effect is
+    unknown (timeout or reset after sending) raises
+    :class:`~webbo.agent.errors.OutcomeUnknownError` and is never retried blindly.
+    """
 
     REBOOT = "reboot"
     GET_LED = "get_led"
@@ -135,21 +164,55 @@ class ControlRequest:
     """One action for one device: what :func:`webbo_control` implementations receive."""
 
     device: Any
+    """The inventory entry (:class:`webbo.agent.inventory.Device`)."""
     action: Action
     params: dict[str, Any] = field(default_factory=dict)
+    driver: Any = None
+    """The driver instance that serves this device at its place (credentials included), as
+    chosen by the miner fleet; None if no configured driver serves it."""
     agent: Any = None
+
+
+@dataclass
+class SimOptions:
+    """Options of ``webbo simulate`` that every simulator family receives."""
+
+    seed: int = 0
+    http_port: int = 8080
+    """Port of the simulated miners' web interface (80 on real firmware; 80 needs root)."""
+    faults: dict[str, float] = field(default_factory=dict)
+    """Fault name → share of this family's devices that show it, e.g. ``{"silent": 0.02,
+    "garbage": 0.01, "slow": 0.01, "refuse": 0.01}`` (chosen deterministically by seed)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Family-specific options (e.g. meters: ``line_speed``, ``reply_delay``)."""
+
+
+class Simulation(Protocol):
+    """A running family of simulated devices."""
+
+    devices: list[dict[str, Any]]
+    """JSON-ready descriptions: miners at least ``ip``, ``mac``, ``make``, ``model``; meters
+    ``port``, ``serial_number``, ``device_model``, ``address``."""
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class SimulatorType:
-    """A family of simulated devices. ``start`` is awaited with the options of ``webbo simulate``
-    and returns a running simulation object with ``devices`` (JSON-ready dicts) and
-    ``async close()``."""
+    """A family of simulated devices (``webbo simulate``, the demo, the tests).
+
+    * ``kind="miner"``: ``await start(addresses, options)`` runs one device per loopback address
+      (127.0.0.0/8 only) and returns a :class:`Simulation`. ``weight`` is the family's share of a
+      mixed farm of ``--miners N``.
+    * ``kind="meter"``: ``await start(count, options)`` runs ``count`` meters (on pseudo-terminals)
+      and returns a :class:`Simulation`.
+    """
 
     name: str
     kind: Literal["miner", "meter"]
     start: Callable[..., Awaitable[Any]]
     description: str = ""
+    weight: float = 1.0
 
 
 class SerialBackend(Protocol):
