@@ -135,6 +135,14 @@ def _enc_hook(value: Any) -> Any:
 _KEY_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook, order="deterministic")
 
 
+_JSON_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
+
+
+def to_json(value: Any) -> bytes:
+    """JSON for config-bearing values (Durations become plain seconds)."""
+    return _JSON_ENCODER.encode(value)
+
+
 def config_key(value: Any) -> bytes:
     """A stable byte string for any config value (Structs, Durations, lists): equal settings,
     equal keys. Reload diffs compare these."""
@@ -643,8 +651,11 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     the target's permissions, is flushed to disk, then renamed over it.
     """
     target = Path(path)
+    owner: tuple[int, int] | None = None
     try:
-        mode = target.stat().st_mode & 0o7777
+        st = target.stat()
+        mode = st.st_mode & 0o7777
+        owner = (st.st_uid, st.st_gid)
     except FileNotFoundError:
         mode = 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -654,6 +665,10 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        if owner is not None and os.geteuid() == 0 and owner != (0, 0):
+            # root editing the service's files (e.g. `webbo user set-password` run with sudo)
+            # must leave them readable by the service user.
+            os.chown(tmp, *owner)
         os.replace(tmp, target)
     except BaseException:
         with _suppress_oserror():

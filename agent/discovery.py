@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ import structlog
 
 from webbo.agent.config import Config, MinerInputConfig, PluginInstance, config_key
 from webbo.agent.errors import DeviceError
+from webbo.agent.history import MinerHistory
 from webbo.agent.inventory import Device, Inventory, Place, RangeMap
 from webbo.agent.miner import Identity, MinerDriver, failure_metric, reading_metrics
 from webbo.agent.net import DeviceUnreachable, Net, Probe, int_to_ip, ip_to_int
@@ -91,6 +92,8 @@ class MinerFleet:
         self.ranges = RangeMap(config.network)
         self.last_sweep = SweepStats()
         self.sweeps = 0
+        self.history = MinerHistory()
+        """The recent past of each miner, for the web UI's charts (memory only)."""
         self._driver_key = b""
         self._chosen: dict[tuple[str, str, str], DriverInstance | None] = {}
 
@@ -184,8 +187,10 @@ class MinerFleet:
 
     # -- the sweep ----------------------------------------------------------------------------
 
-    async def sweep(self, acc: Accumulator | None) -> SweepStats:
-        """Visit every address of every range once (bounded concurrency)."""
+    async def sweep(self, acc: Accumulator | None,
+                    on_address: Callable[[], None] | None = None) -> SweepStats:
+        """Visit every address of every range once (bounded concurrency). ``on_address`` is
+        called after each address (``webbo scan``'s progress bar)."""
         started = time.perf_counter()
         stats = SweepStats()
         self.inventory.prune(self.ranges)
@@ -199,6 +204,8 @@ class MinerFleet:
                     await self.visit(ip, place, acc, stats)
                 except Exception:  # never let one address stop the sweep
                     log.exception("address visit failed", ip=int_to_ip(ip))
+                if on_address is not None:
+                    on_address()
 
         await asyncio.gather(*(worker() for _ in range(workers)))
         stats.duration_s = time.perf_counter() - started
@@ -294,6 +301,8 @@ class MinerFleet:
         device.polls += 1
         device.last_seen = time.time()
         stats.polled_ok += 1
+        self.history.record(device.mac, reading.hashrate_ths, reading.temp_board_max_c,
+                            reading.temp_chip_max_c)
         if acc is not None:
             for metric in reading_metrics(device, reading):
                 acc.add(metric)

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
@@ -127,18 +128,80 @@ class Net:
         self.connections = 0
         self._http: aiohttp.ClientSession | None = None
 
+    async def _acquire(self) -> None:
+        await self._slots.acquire()
+        self.open_now += 1
+        self.connections += 1
+        if self.open_now > self.peak_open:
+            self.peak_open = self.open_now
+
+    def _release(self) -> None:
+        self.open_now -= 1
+        self._slots.release()
+
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one socket slot (use it around any client that opens its own socket)."""
-        async with self._slots:
-            self.open_now += 1
-            self.connections += 1
-            if self.open_now > self.peak_open:
-                self.peak_open = self.open_now
-            try:
-                yield
-            finally:
-                self.open_now -= 1
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def open_ports(self, host: str, ports: Iterable[int],
+                         timeout: float | None = None) -> frozenset[int]:
+        """Which of ``ports`` accept a TCP connection, tried at once (each socket in a slot).
+
+        This is the sweep's question for every address that is not known yet, so it is built
+        on bare non-blocking sockets and one future per address, not on a task per port: on a
+        mostly empty /16 it is nearly all the sweep does.
+        """
+        ports = tuple(ports)
+        if not ports:
+            return frozenset()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        found: set[int] = set()
+        live: dict[int, tuple[socket.socket, asyncio.TimerHandle | None]] = {}
+        left = len(ports)
+
+        def finish(port: int, ok: bool) -> None:
+            nonlocal left
+            sock, timer = live.pop(port)
+            if timer is not None:
+                timer.cancel()
+                loop.remove_writer(sock.fileno())
+            sock.close()
+            self._release()
+            if ok:
+                found.add(port)
+            left -= 1
+            if left == 0 and not done.done():
+                done.set_result(None)
+
+        def writable(port: int) -> None:
+            sock = live[port][0]
+            finish(port, sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+
+        limit = timeout or self.connect_timeout
+        try:
+            for port in ports:
+                await self._acquire()
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                live[port] = (sock, None)
+                error = sock.connect_ex((host, port))
+                if error in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+                    timer = loop.call_later(limit, finish, port, False)
+                    live[port] = (sock, timer)
+                    loop.add_writer(sock.fileno(), writable, port)
+                else:
+                    finish(port, error == 0)
+            await done
+        finally:
+            for port in list(live):  # cancelled: give every socket and slot back
+                finish(port, False)
+        return frozenset(found)
 
     async def exchange(
         self,
@@ -225,8 +288,7 @@ class Probe:
     async def open_ports(self) -> frozenset[int]:
         """Which of the drivers' ports accept a connection (tried concurrently, once)."""
         if self._open is None:
-            results = await asyncio.gather(*(self.net.port_open(self.ip, p) for p in self.ports))
-            self._open = frozenset(p for p, ok in zip(self.ports, results, strict=True) if ok)
+            self._open = await self.net.open_ports(self.ip, self.ports)
         return self._open
 
     @property
@@ -271,3 +333,24 @@ def ip_to_int(ip: str) -> int:
 
 def int_to_ip(value: int) -> str:
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+ARP_TABLE = "/proc/net/arp"
+
+
+def neighbour_mac(ip: str, table: str = ARP_TABLE) -> str | None:
+    """The MAC this host's neighbour (ARP) table holds for ``ip``, or None.
+
+    Only devices on the same L2 segment appear there, and only after traffic to them; it is a
+    fallback for firmwares whose API tells no MAC.
+    """
+    try:
+        with open(table, encoding="ascii", errors="replace") as handle:
+            next(handle, None)  # header
+            for line in handle:
+                parts = line.split()
+                if len(parts) >= 4 and parts[0] == ip and parts[2] != "0x0":
+                    return parts[3]
+    except OSError:
+        return None
+    return None

@@ -31,6 +31,7 @@ from typing import Any
 
 import structlog
 
+from webbo.agent import systemd
 from webbo.agent.buffer import MetricBuffer
 from webbo.agent.config import (
     Config,
@@ -41,6 +42,8 @@ from webbo.agent.config import (
     edit_config,
     load_config,
     persist_generated_uuids,
+    to_json,
+    write_atomically,
 )
 from webbo.agent.discovery import fleet_inputs
 from webbo.agent.errors import BatchTooLargeError, PermanentWriteError, RetryableWriteError
@@ -470,10 +473,16 @@ class Agent:
         self._stopped = asyncio.Event()
         self._internal_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._status_task: asyncio.Task[None] | None = None
         self._file_sig = _FileSignature.of(config.path) if config.path else None
         self._running = False
         self._sighup = False
         self._reload_listeners: list[Callable[[Config], Awaitable[None] | None]] = []
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._running
 
     # -- metrics flow -----------------------------------------------------------------------
 
@@ -523,7 +532,8 @@ class Agent:
 
     # -- life cycle -------------------------------------------------------------------------
 
-    async def start(self, *, watch: bool = True, signals: bool = True) -> None:
+    async def start(self, *, watch: bool = True, signals: bool = True,
+                    status_file: bool = False) -> None:
         """Start every output, then every input; watch the config file and SIGHUP."""
         async with self._lock:
             config = self.config
@@ -544,6 +554,8 @@ class Agent:
             self._internal_task = asyncio.create_task(self._internal_loop(), name="internal")
         if watch and config.path and config.agent.watch_config:
             self._watch_task = asyncio.create_task(self._watch_loop(), name="config watch")
+        if status_file:
+            self._status_task = asyncio.create_task(self._status_loop(), name="status file")
         if signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().add_signal_handler(
@@ -590,7 +602,7 @@ class Agent:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             self._sighup = False
-        for task in (self._watch_task, self._internal_task):
+        for task in (self._watch_task, self._internal_task, self._status_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -767,6 +779,29 @@ class Agent:
                     continue
                 await self.reload_from_file("file changed")
 
+    # -- status file ------------------------------------------------------------------------
+
+    STATUS_FILE = "status.json"
+
+    def write_status_file(self) -> None:
+        """Write ``<state_dir>/status.json`` (0600): what ``webbo status`` prints."""
+        directory = self.config.state_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = directory / self.STATUS_FILE
+            data = {"written_at": time.time(), "pid": os.getpid(),
+                    "interval_s": float(self.config.agent.interval), **self.status()}
+            if not path.exists():
+                path.touch(mode=0o600)
+            write_atomically(path, to_json(data).decode())
+        except (OSError, TypeError) as exc:
+            log.warning("could not write the status file", error=str(exc))
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.to_thread(self.write_status_file)
+            await asyncio.sleep(min(10.0, float(self.config.agent.interval)))
+
     # -- self-metrics ---------------------------------------------------------------------
 
     async def _internal_loop(self) -> None:
@@ -897,8 +932,9 @@ async def run_until_signalled(agent: Agent, extra: Sequence[Awaitable[Any]] = ()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    await agent.start()
-    tasks = [asyncio.ensure_future(a) for a in extra]
+    await agent.start(status_file=True)
+    systemd.notify("READY=1\nSTATUS=running")
+    tasks = [asyncio.ensure_future(a) for a in (*extra, systemd.watchdog_loop())]
     try:
         waiter = asyncio.ensure_future(stop.wait())
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -906,6 +942,7 @@ async def run_until_signalled(agent: Agent, extra: Sequence[Awaitable[Any]] = ()
         for task in tasks:
             task.cancel()
         log.info("stopping")
+        systemd.notify("STOPPING=1")
         await agent.stop()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -32,6 +32,7 @@ __all__ = [
     "decode",
     "encode_request",
     "multicall",
+    "probe_call",
     "repair",
     "to_ths",
 ]
@@ -124,11 +125,17 @@ def repair(raw: bytes) -> bytes:
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    """Parse one reply: strict first, repaired if needed. Raises :class:`GarbledReply`."""
+    """Parse one reply: strict first, repaired if needed. Raises :class:`GarbledReply`, also
+    for a reply the connection cut short (no NUL, no closing bracket)."""
     body = raw[:-1] if raw.endswith(b"\x00") else raw
     try:
         data = _decoder.decode(body)
     except msgspec.DecodeError:
+        if not raw.endswith(b"\x00") and raw.lstrip().startswith(b"{") and \
+                not raw.rstrip().endswith((b"}", b"]")):
+            # No NUL and no closing bracket: the connection ended mid-reply. (A reply that
+            # overflowed btminer's buffer is cut too, but still ends with its NUL.)
+            raise GarbledReply(f"reply cut short after {len(raw)} bytes") from None
         fixed = repair(raw)
         try:
             data = _decoder.decode(fixed)
@@ -236,6 +243,11 @@ async def multicall(net: Net, ip: str, commands: Iterable[str], *, port: int = D
 
 def as_float(value: Any) -> float | None:
     """A float from a number or a numeric string; None for anything else (never raises)."""
+    kind = type(value)
+    if kind is float:  # the common case first: this runs ~50 times per miner per poll
+        return value if value - value == 0.0 else None  # NaN and ±inf are not numbers
+    if kind is int:
+        return float(value)
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -281,3 +293,21 @@ def to_ths(value: Any, unit: str = "GH") -> float | None:
     if factor is None:
         return None
     return number * factor
+
+
+async def probe_call(probe: Any, command: str, *, port: int = DEFAULT_PORT,
+                     timeout: float | None = None) -> dict[str, Any]:
+    """``command`` asked once per address through an identification
+    :class:`~webbo.agent.net.Probe` (so every driver that wants RPC ``version`` shares one
+    connection). Raises like :func:`call`; the error is remembered too."""
+
+    async def ask() -> dict[str, Any]:
+        reply = await call(probe.net, probe.ip, command, port=port, timeout=timeout)
+        probe.note(f"rpc {command}: {_snippet(reply)}")
+        return reply
+
+    return await probe.ask(("rpc", port, command), ask)
+
+
+def _snippet(reply: dict[str, Any], limit: int = 200) -> str:
+    return _encoder.encode(reply)[:limit].decode("utf-8", "replace")

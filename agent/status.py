@@ -1,0 +1,79 @@
+"""``webbo status``: the running agent's state, read from the status file it keeps.
+
+The agent rewrites ``<state_dir>/status.json`` (0600) every few seconds; reading it needs no
+network, no API key and no running web server, only read access to the state folder (root, or
+the ``webbo`` user). A file older than three intervals means the agent is not running (or hung).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def read_status(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((state_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def render(status: dict[str, Any] | None, state_dir: Path, now: float | None = None
+           ) -> tuple[str, int]:
+    """Human-readable status and the exit code: 0 running, 1 not running or stale."""
+    if status is None:
+        return f"not running (no status in {state_dir})", 1
+    now = time.time() if now is None else now
+    age = now - float(status.get("written_at", 0))
+    stale_after = 3 * max(10.0, float(status.get("interval_s", 10)))
+    pid = int(status.get("pid", 0))
+    running = _alive(pid) and age < stale_after
+    lines = [
+        f"agent: {'running' if running else 'NOT running'} (pid {pid}, status {age:.0f}s old)",
+        f"config: {status.get('config')}  reloads: {status.get('reloads', 0)}",
+    ]
+    if status.get("reload_error"):
+        lines.append(f"last reload REFUSED: {status['reload_error']}")
+    lines.append("inputs:")
+    for item in status.get("inputs", []):
+        line = (f"  {item.get('label', item.get('name'))}: {item.get('gathers', 0)} gathers, "
+                f"{item.get('gather_errors', 0)} errors, {item.get('metrics_gathered', 0)} "
+                f"metrics, last {item.get('gather_time_s', 0):.2f}s")
+        if item.get("last_error"):
+            line += f"  (last error: {item['last_error']})"
+        lines.append(line)
+    lines.append("outputs:")
+    for item in status.get("outputs", []):
+        line = (f"  {item.get('label', item.get('name'))}: {item.get('metrics_written', 0)} "
+                f"written, buffer {item.get('buffer_size', 0)}/{item.get('buffer_limit', 0)}, "
+                f"{item.get('metrics_dropped', 0)} dropped, {item.get('write_errors', 0)} "
+                "write errors")
+        if item.get("last_error") and item.get("buffer_size"):
+            line += f"  (failing: {item['last_error']})"
+        lines.append(line)
+    miners = status.get("miners")
+    if isinstance(miners, dict):
+        states = miners.get("by_state", {})
+        lines.append(
+            f"miners: {miners.get('devices', 0)} known — {states.get('ok', 0)} ok, "
+            f"{states.get('unreachable', 0)} unreachable, {states.get('error', 0)} failing, "
+            f"{miners.get('unknown', 0)} unknown answerers; {miners.get('addresses', 0)} "
+            "addresses in range")
+    for name, value in status.items():
+        if name.startswith("meters") and isinstance(value, dict):
+            lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in value.items()
+                                                if not isinstance(v, dict | list)))
+    return "\n".join(lines), 0 if running else 1

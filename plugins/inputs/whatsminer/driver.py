@@ -1,0 +1,241 @@
+"""The Whatsminer miner driver: identification, polls and control actions.
+
+Identification (reference §3.7, §5.2): RPC ``devdetails`` on 4028 naming the ``bitmicro``
+driver (or btminer) is a Whatsminer; ``get_version`` gives the firmware, ``get_miner_info``
+the MAC (``summary`` ``MAC`` on older firmware). Firmware dated 2024-11-01 or later speaks API
+v3 on 4433, as does anything whose 4433 answers ``get.device.info`` with a ``miner`` section
+(also when 4028 is closed). The choice is cached in the inventory (``extra["api"]``), so polls
+do not ask again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import msgspec
+
+from webbo.agent.errors import DeviceError
+from webbo.agent.inventory import Device
+from webbo.agent.miner import Identity, LedStatus, MiningPool, Reading, WorkMode, normalise_mac
+from webbo.agent.net import DeviceUnreachable, Net, Probe
+from webbo.agent.plugin_types import Action, ControlRequest, PluginContext
+from webbo.plugins.inputs.cgminer import rpc
+from webbo.plugins.inputs.whatsminer.api_v2 import V2Api, msg_of
+from webbo.plugins.inputs.whatsminer.api_v3 import V3Api
+from webbo.plugins.inputs.whatsminer.backend import Backend, optional
+from webbo.plugins.inputs.whatsminer.commands import parse_command
+from webbo.plugins.inputs.whatsminer.config import WhatsminerConfig
+from webbo.plugins.inputs.whatsminer.normalise import section
+from webbo.plugins.inputs.whatsminer.pool_memory import PoolMemory
+from webbo.plugins.inputs.whatsminer.tokens import TokenCache
+from webbo.plugins.inputs.whatsminer.v2 import V2Backend
+from webbo.plugins.inputs.whatsminer.v3 import V3Backend
+
+__all__ = ["MAKE", "NAME", "V3_SINCE", "WhatsminerDriver", "firmware_date"]
+
+NAME = "whatsminer"
+MAKE = "Whatsminer"
+V3_SINCE = 20241101
+"""Firmware from this date on answers API v3 (pyasic: after 2024-11-00; asic-rs: ≥ 2024-11-0)."""
+TOKENS_SERVICE = "whatsminer.tokens"
+POOLS_SERVICE = "whatsminer.pools"
+_DATE = re.compile(r"(\d{8})")
+
+
+def firmware_date(fw: Any) -> int | None:
+    """20250321 from ``"20250321.14.REL"`` (or ``"'20210322.22.REL'"``); None if absent."""
+    match = _DATE.search(fw) if isinstance(fw, str) else None
+    return int(match.group(1)) if match else None
+
+
+def is_btminer(reply: Any) -> bool:
+    """A 4028 answer from btminer names its ``bitmicro`` driver (or btminer itself)."""
+    text = msgspec.json.encode(reply).upper()
+    return b"BITMICRO" in text or b"BTMINER" in text
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+class WhatsminerDriver:
+    name = NAME
+    priority = 20
+    """Before the generic cgminer driver (90), which would also read a Whatsminer's 4028."""
+
+    def __init__(self, config: WhatsminerConfig, context: PluginContext) -> None:
+        self.config = config
+        agent = context.agent
+        self.net: Net = context.net if context.net is not None else Net()
+        services: dict[str, Any] = agent.services if agent is not None else {}
+        tokens = services.setdefault(TOKENS_SERVICE, TokenCache())
+        self.pool_memory: PoolMemory = services.setdefault(POOLS_SERVICE,
+                                                           PoolMemory(context.state_dir))
+        timeout = float(config.timeout) if config.timeout is not None else None
+        confirm = float(config.confirm_timeout)
+        self.v2 = V2Backend(
+            V2Api(self.net, port=config.port, timeout=timeout,
+                  write_timeout=float(config.write_timeout), tokens=tokens,
+                  token_lifetime=float(config.token_lifetime)),
+            config.password, confirm, config.settings_every)
+        self.v3 = V3Backend(
+            V3Api(self.net, port=config.v3_port, timeout=timeout,
+                  write_timeout=float(config.write_timeout)),
+            config.v3_account, config.v3_password, confirm, config.settings_every)
+        self.ports = (config.port, config.v3_port)
+
+    # -- identification -------------------------------------------------------------------
+
+    async def identify(self, probe: Probe) -> Identity | None:
+        open_ports = await probe.open_ports()
+        v3_open = self.config.v3_port in open_ports
+        if self.config.port in open_ports:
+            try:
+                details = await rpc.probe_call(probe, "devdetails", port=self.config.port,
+                                               timeout=self.v2.api.timeout)
+            except DeviceError as exc:
+                probe.note(f"{NAME}: devdetails: {exc}")
+                details = None
+            if details is not None and is_btminer(details):
+                return await self._identify_v2(probe, details, v3_open)
+        if v3_open and self.config.api != "v2":
+            info = await self._v3_info(probe)
+            if info is not None:
+                return self._identity_v3(info)
+        return None
+
+    async def _v3_info(self, probe: Probe) -> dict[str, Any] | None:
+        """``get.device.info`` on 4433 if it answers like a Whatsminer (asked once per sweep)."""
+        try:
+            info = await probe.ask(("whatsminer-v3", self.config.v3_port, "get.device.info"),
+                                   lambda: self.v3.api.get(probe.ip, "get.device.info"))
+        except DeviceError as exc:
+            probe.note(f"{NAME}: get.device.info: {exc}")
+            return None
+        return info if isinstance(info, dict) and isinstance(info.get("miner"), dict) else None
+
+    async def _identify_v2(self, probe: Probe, details: dict[str, Any], v3_open: bool
+                           ) -> Identity:
+        ip = probe.ip
+        api = self.v2.api
+        version, info = await asyncio.gather(optional(api.read(ip, "get_version")),
+                                             optional(api.read(ip, "get_miner_info")))
+        version_msg = _dict(msg_of(version) if version else None)
+        info_msg = _dict(msg_of(info) if info else None)
+        mac = normalise_mac(info_msg.get("mac"))
+        if mac is None:  # older firmware: the summary carries it
+            summary = await optional(api.read(ip, "summary", key="command"))
+            entries = section(summary, "SUMMARY") if summary else []
+            mac = normalise_mac(entries[0].get("MAC")) if entries else None
+        if mac is None:
+            raise DeviceError(f"{ip}: a Whatsminer that shows no usable MAC "
+                              "(get_miner_info and summary)")
+        firmware = str(version_msg.get("fw_ver") or "").strip("'")
+        api_name = await self._choose_api(probe, firmware, v3_open)
+        models = [d.get("Model") for d in section(details, "DEVDETAILS")]
+        model = next((m for m in models if isinstance(m, str) and m), "Whatsminer")
+        api_ver = str(version_msg.get("api_ver") or "").replace("whatsminer v", "")
+        return Identity(driver=NAME, mac=mac, make=MAKE, model=model, firmware=firmware,
+                        hostname=str(info_msg.get("hostname") or ""),
+                        serial=str(info_msg.get("minersn") or ""),
+                        extra={"api": api_name, "api_ver": api_ver})
+
+    async def _choose_api(self, probe: Probe, firmware: str, v3_open: bool) -> str:
+        if self.config.api != "auto":
+            return self.config.api
+        if not v3_open:
+            return "v2"
+        date = firmware_date(firmware)
+        if date is not None and date >= V3_SINCE:
+            return "v3"
+        return "v3" if await self._v3_info(probe) is not None else "v2"
+
+    def _identity_v3(self, info: dict[str, Any]) -> Identity:
+        network, miner, system = (_dict(info.get(k)) for k in ("network", "miner", "system"))
+        mac = normalise_mac(network.get("mac"))
+        if mac is None:
+            raise DeviceError("a Whatsminer (API v3) that shows no usable MAC")
+        return Identity(driver=NAME, mac=mac, make=MAKE,
+                        model=str(miner.get("type") or "Whatsminer"),
+                        firmware=str(system.get("fwversion") or ""),
+                        hostname=str(network.get("hostname") or ""),
+                        serial=str(miner.get("miner-sn") or ""),
+                        extra={"api": "v3", "api_ver": str(system.get("api") or "")})
+
+    # -- polls ----------------------------------------------------------------------------
+
+    def backend_for(self, device: Device) -> Backend:
+        api = self.config.api if self.config.api != "auto" else device.extra.get("api", "v2")
+        return self.v3 if api == "v3" else self.v2
+
+    async def poll(self, device: Device) -> Reading:
+        return await self.backend_for(device).poll(device.ip, device.firmware or None)
+
+    # -- control --------------------------------------------------------------------------
+
+    async def control(self, request: ControlRequest) -> Any:
+        """Run one :class:`~webbo.agent.plugin_types.Action` on one device."""
+        device = request.device
+        if not device.ip:
+            raise DeviceUnreachable(f"{request.action.value}: the miner has no known address")
+        backend = self.backend_for(device)
+        ip, params = device.ip, request.params or {}
+        action = request.action
+        if action == Action.REBOOT:
+            await backend.reboot(ip)
+        elif action == Action.GET_LED:
+            return int(await backend.get_led(ip))
+        elif action == Action.SET_LED:
+            await backend.set_led(ip, _led_param(params))
+        elif action == Action.GET_WORK_MODE:
+            return (await backend.get_work_mode(ip)).value
+        elif action == Action.SET_WORK_MODE:
+            await backend.set_work_mode(ip, _mode_param(params))
+        elif action == Action.GET_POOLS:
+            slots = await backend.read_pools(ip)
+            return [{"address": url, "worker": worker,
+                     "passwd": self.pool_memory.password(device.mac, i, url, worker)}
+                    for i, (url, worker) in enumerate(slots)]
+        elif action == Action.SET_POOLS:
+            pools = _pools_param(params)
+            await backend.set_pools(ip, pools)
+            await asyncio.to_thread(self.pool_memory.remember, device.mac, pools)
+        elif action == Action.COMMAND:
+            command, args = parse_command(params)
+            return await backend.command(ip, command, args)
+        else:
+            raise DeviceError(f"{action.value}: not supported by {MAKE} {device.model}")
+        return None
+
+
+def _led_param(params: dict[str, Any]) -> LedStatus:
+    status = params.get("status")
+    if isinstance(status, bool) or status not in (0, 1):
+        raise DeviceError(f"set_led: status must be 0 or 1, got {status!r}")
+    return LedStatus(status)
+
+
+def _mode_param(params: dict[str, Any]) -> WorkMode:
+    mode = params.get("mode")
+    allowed = (WorkMode.NORMAL.value, WorkMode.SLEEP.value, WorkMode.LOW_POWER.value)
+    if mode not in allowed:
+        raise DeviceError(f"set_work_mode: mode must be one of {', '.join(allowed)}, "
+                          f"got {mode!r}")
+    return WorkMode(mode)
+
+
+def _pools_param(params: dict[str, Any]) -> list[dict[str, str]]:
+    pools = params.get("pools")
+    if not isinstance(pools, list | tuple) or len(pools) != 3:
+        raise DeviceError("set_pools: expected three pools")
+    checked = []
+    for n, pool in enumerate(pools, start=1):
+        if isinstance(pool, MiningPool):
+            pool = msgspec.structs.asdict(pool)
+        if not isinstance(pool, dict) or not all(
+                isinstance(pool.get(k), str) for k in ("address", "worker", "passwd")):
+            raise DeviceError(f"set_pools: pool {n} needs address, worker and passwd strings")
+        checked.append({k: pool[k] for k in ("address", "worker", "passwd")})
+    return checked

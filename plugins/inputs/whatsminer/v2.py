@@ -1,0 +1,144 @@
+"""Polling and control of a Whatsminer over API v2 (firmware up to late 2024).
+
+Poll: one connection for ``summary+edevs+pools`` (``+``-joined, per command where a firmware
+refuses that), and, at the same time, ``status`` (sleep) and ``get_error_code`` (codes with
+their times) — never joined, as btminer wants — and, every ``settings_every`` polls,
+``get_miner_info`` (LED, host name).
+
+Control (reference §3.3): reboot → ``reboot``; LED → ``set_led``; work mode → ``power_off`` /
+``power_on`` / ``set_normal_power`` / ``set_low_power``; pools → ``update_pools``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from webbo.agent.errors import DeviceError
+from webbo.agent.miner import LedStatus, Reading, WorkMode
+from webbo.plugins.inputs.cgminer.rpc import RpcError
+from webbo.plugins.inputs.whatsminer.api_v2 import V2Api, msg_of
+from webbo.plugins.inputs.whatsminer.backend import LED_BLINK, Backend, optional, slots_of
+from webbo.plugins.inputs.whatsminer.commands import Command
+from webbo.plugins.inputs.whatsminer.normalise import (
+    led_from,
+    section,
+    v2_mining,
+    v2_pools,
+    v2_reading,
+    v2_work_mode,
+)
+
+__all__ = ["V2Backend"]
+
+_MODE_WRITES = {WorkMode.NORMAL: "set_normal_power", WorkMode.LOW_POWER: "set_low_power"}
+
+
+class V2Backend(Backend):
+    api_name = "v2"
+
+    def __init__(self, api: V2Api, password: str, confirm_timeout: float,
+                 settings_every: int = 1) -> None:
+        super().__init__(confirm_timeout, settings_every)
+        self.api = api
+        self.password = password
+
+    # -- poll -----------------------------------------------------------------------------
+
+    async def reports(self, ip: str) -> dict[str, dict[str, Any]]:
+        """summary, edevs and pools; summary is required, the others are best effort."""
+        try:
+            return await self.api.reports(ip, ("summary", "edevs", "pools"))
+        except RpcError:
+            pass  # one of them is refused by this firmware: ask each on its own
+        parts = {"summary": await self.api.read(ip, "summary", key="command")}
+        for name in ("edevs", "devs"):
+            devs = await optional(self.api.read(ip, name, key="command"))
+            if devs is not None:
+                parts["edevs"] = devs
+                break
+        pools = await optional(self.api.read(ip, "pools", key="command"))
+        if pools is not None:
+            parts["pools"] = pools
+        return parts
+
+    async def poll(self, ip: str, firmware: str | None = None) -> Reading:
+        reports, status, info, errors = await asyncio.gather(
+            self.reports(ip),
+            optional(self.api.read(ip, "status")),
+            self.settings(ip, self.api.read(ip, "get_miner_info")),
+            optional(self.api.read_full(ip, "get_error_code")),
+        )
+        error_msg, truncated = (msg_of(errors[0]), errors[1]) if errors else (None, False)
+        return v2_reading(
+            time.time_ns(), reports["summary"], reports.get("edevs"), reports.get("pools"),
+            status=msg_of(status) if status else None, info=msg_of(info) if info else None,
+            errors=error_msg, errors_truncated=truncated, firmware=firmware)
+
+    # -- control --------------------------------------------------------------------------
+
+    async def write(self, ip: str, cmd: str, params: dict[str, Any] | None = None, *,
+                    closes: bool = False) -> Any:
+        return await self.api.write_ok(ip, self.password, cmd, params, closes=closes)
+
+    async def reboot(self, ip: str) -> None:
+        # btminer often reboots without answering: hanging up after our request is success.
+        await self.write(ip, "reboot", closes=True)
+
+    async def get_led(self, ip: str) -> LedStatus:
+        msg = msg_of(await self.api.read(ip, "get_miner_info"))
+        led = led_from(msg.get("ledstat")) if isinstance(msg, dict) else None
+        if led is None:
+            raise DeviceError("get_led: get_miner_info shows no ledstat")
+        return led
+
+    async def write_led(self, ip: str, status: LedStatus) -> None:
+        params = dict(LED_BLINK) if status == LedStatus.BLINK else {"param": "auto"}
+        await self.write(ip, "set_led", params)
+
+    async def _state(self, ip: str) -> tuple[bool | None, WorkMode | None]:
+        status, summary = await asyncio.gather(self.api.read(ip, "status"),
+                                               self.api.read(ip, "summary", key="command"))
+        summaries = section(summary, "SUMMARY")
+        mode = v2_work_mode(msg_of(status), summaries[0] if summaries else {})
+        return v2_mining(msg_of(status)), mode
+
+    async def get_work_mode(self, ip: str) -> WorkMode:
+        return (await self._state(ip))[1] or WorkMode.UNKNOWN
+
+    async def write_work_mode(self, ip: str, mode: WorkMode) -> None:
+        mining, current = await self._state(ip)
+        if mode == WorkMode.SLEEP:
+            if mining is not False:
+                await self.write(ip, "power_off", {"respbefore": "true"})
+            return
+        if mining is False:
+            await self.write(ip, "power_on")
+            current = None  # the power mode shows once btminer runs again
+        if current != mode:
+            await self.write(ip, _MODE_WRITES[mode])
+
+    async def read_pools(self, ip: str) -> list[tuple[str, str]]:
+        return slots_of(v2_pools(section(await self.api.read(ip, "pools", key="command"),
+                                         "POOLS")))
+
+    async def write_pools(self, ip: str, pools: list[dict[str, str]]) -> None:
+        params: dict[str, Any] = {}
+        for n, pool in enumerate(pools, start=1):
+            params[f"pool{n}"] = pool["address"]
+            params[f"worker{n}"] = pool["worker"]
+            params[f"passwd{n}"] = pool["passwd"]
+        await self.write(ip, "update_pools", params)
+
+    async def pools_not_applied(self, ip: str, pools: list[dict[str, str]]) -> None:
+        # Some firmwares keep new pools until btminer restarts (reference §3.3, pyasic #325).
+        await self.write(ip, "restart_btminer")
+        if not await self.pools_shown(ip, pools, self.confirm_timeout):
+            raise DeviceError("set_pools: the miner accepted the pools but still shows others "
+                              "after restarting btminer")
+
+    async def command(self, ip: str, command: Command, args: Any) -> Any:
+        self.forget_settings(ip)
+        cmd, params = command.v2(args)
+        return await self.write(ip, cmd, params, closes=command.closes(args))

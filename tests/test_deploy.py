@@ -1,0 +1,122 @@
+"""Deployment: the installer in a throwaway root, its idempotence and upgrades, the systemd unit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL = ROOT / "contrib" / "install.sh"
+
+
+def fake_root(tmp_path: Path) -> Path:
+    """An empty filesystem root with this machine's user database (useradd --prefix needs it)."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    for name in ("passwd", "group", "shadow", "gshadow", "login.defs"):
+        source = Path("/etc") / name
+        if source.exists():
+            shutil.copy2(source, root / "etc" / name)
+    if "dialout:" not in (root / "etc" / "group").read_text():
+        with (root / "etc" / "group").open("a") as handle:
+            handle.write("dialout:x:20:\n")
+    return root
+
+
+def install(root: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # uv, if installed
+    return subprocess.run(["bash", str(INSTALL), "--root", str(root), "--no-start"],
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+def entry(root: Path, database: str, name: str) -> list[str]:
+    for line in (root / "etc" / database).read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":")
+    raise AssertionError(f"{name} not in {database}")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    if os.geteuid() != 0:
+        pytest.fail("the installer test needs root (CI runs as root)")
+    root = fake_root(tmp_path_factory.mktemp("install"))
+    result = install(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+def test_user_group_and_dialout(installed):
+    user = entry(installed, "passwd", "webbo")
+    assert int(user[2]) < 1000  # a system user
+    assert user[5] == "/var/lib/webbo" and user[6] == "/usr/sbin/nologin"
+    dialout = entry(installed, "group", "dialout")
+    assert "webbo" in dialout[3].split(",")
+
+
+def test_files_owners_and_modes(installed):
+    uid = int(entry(installed, "passwd", "webbo")[2])
+    gid = int(entry(installed, "passwd", "webbo")[3])
+    state = (installed / "var/lib/webbo").stat()
+    assert stat.S_IMODE(state.st_mode) == 0o700 and state.st_uid == uid
+    etc = (installed / "etc/webbo").stat()
+    assert stat.S_IMODE(etc.st_mode) == 0o770 and (etc.st_uid, etc.st_gid) == (0, gid)
+    config = installed / "etc/webbo/webbo.toml"
+    cst = config.stat()
+    assert stat.S_IMODE(cst.st_mode) == 0o660 and (cst.st_uid, cst.st_gid) == (0, gid)
+    unit = installed / "etc/systemd/system/webbo.service"
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
+    assert os.readlink(installed / "usr/local/bin/webbo") == "/opt/webbo/venv/bin/webbo"
+
+
+def test_installed_config_is_the_sample_listening_on_port_80(installed):
+    config = installed / "etc/webbo/webbo.toml"
+    text = config.read_text()
+    data = tomllib.loads(text)
+    assert data["web"]["listen"] == "0.0.0.0:80"
+    assert data["web"]["state_dir"] == "/var/lib/webbo"
+    assert data["network"] == {}  # scans nothing
+    assert "# Every option is shown here" in text  # the sample's comments are kept
+    webbo = installed / "opt/webbo/venv/bin/webbo"
+    check = subprocess.run([str(webbo), "config", "check", "-c", str(config)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_second_run_is_harmless_and_upgrade_keeps_config_and_state(installed):
+    config = installed / "etc/webbo/webbo.toml"
+    config.write_text(config.read_text() + "\n# operator's note\n")
+    (installed / "var/lib/webbo/inventory.json").write_text('{"version": 1, "devices": []}')
+    passwd_before = (installed / "etc/passwd").read_text()
+    result = install(installed)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "keeping" in result.stdout
+    assert config.read_text().endswith("# operator's note\n")
+    assert (installed / "var/lib/webbo/inventory.json").exists()
+    assert (installed / "etc/passwd").read_text() == passwd_before  # no second user
+
+
+def test_systemd_unit_verifies(installed, tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.fail("systemd-analyze is missing (Debian package systemd)")
+    unit = (ROOT / "contrib/webbo.service").read_text()
+    # verify checks that ExecStart exists: point it at the binary installed in the dry-run root.
+    binary = installed / "opt/webbo/venv/bin/webbo"
+    assert "ExecStart=/opt/webbo/venv/bin/webbo run -c /etc/webbo/webbo.toml" in unit
+    local = tmp_path / "webbo.service"
+    local.write_text(unit.replace("/opt/webbo/venv/bin/webbo", str(binary)))
+    result = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for hardening in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+                      "AmbientCapabilities=CAP_NET_BIND_SERVICE", "Restart=on-failure",
+                      "SupplementaryGroups=dialout"):
+        assert hardening in unit

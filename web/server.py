@@ -1,0 +1,171 @@
+"""The web server inside ``webbo run``: uvicorn on the agent's event loop, one process.
+
+The socket is bound here (not by uvicorn) so that a taken port is a clear error at start instead
+of uvicorn's ``sys.exit``. uvicorn's signal handling is off: ``webbo run`` owns SIGINT/SIGTERM
+and stops the server gracefully. A reload that changes ``[web] listen`` moves the server.
+
+On the first start (no user in the state file) the ``miner`` user gets a random password, which
+is logged and printed once; change it with ``webbo user set-password``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import structlog
+import uvicorn
+from litestar import Litestar
+
+from webbo.agent.config import Config
+from webbo.agent.control import Controller
+from webbo.web.app import create_app
+from webbo.web.state import DEFAULT_USER, StateStore
+
+log = structlog.get_logger("webbo.web")
+
+__all__ = ["WebServer", "parse_listen"]
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` (``"[::]:80"`` for IPv6) → (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f'expected "HOST:PORT", got {listen!r}')
+    return host.strip("[]"), int(port)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (raises OSError with the reason, e.g. address in use)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the agent handles signals
+
+
+class WebServer:
+    """Runs the app for ``agent`` on ``[web] listen`` (or ``listen`` given here)."""
+
+    def __init__(self, agent: Any, *, listen: str | None = None,
+                 app_factory: Callable[..., Litestar] = create_app,
+                 store: StateStore | None = None) -> None:
+        self.agent = agent
+        self.listen_override = listen
+        self.store = store or StateStore(agent.config.state_dir)
+        self.app = app_factory(agent, store=self.store)
+        self.address: tuple[str, int] | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listen = ""
+        agent.on_reload(self._reloaded)
+
+    @property
+    def url(self) -> str:
+        assert self.address is not None
+        host, port = self.address
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    def first_start(self) -> str | None:
+        """Create the default user if there is none; return its password (shown once)."""
+        password = self.store.ensure_default_user()
+        if password is not None:
+            log.warning("web user created; its password is shown only this once "
+                        "(change it with `webbo user set-password`)",
+                        user=DEFAULT_USER, password=password)
+            print(f"web user {DEFAULT_USER!r} created with password: {password}", flush=True)
+        return password
+
+    async def start(self) -> None:
+        """Bind and serve (raises OSError when the address cannot be bound)."""
+        await asyncio.to_thread(self.first_start)
+        Controller.of(self.agent)
+        listen = self.listen_override or self.agent.config.web.listen
+        host, port = parse_listen(listen)
+        sock = bind(host, port)
+        self.address = sock.getsockname()[:2]
+        config = uvicorn.Config(self.app, lifespan="off", log_config=None, access_log=False,
+                                server_header=False, date_header=True,
+                                timeout_graceful_shutdown=5)
+        server = _Server(config)
+        self._server = server
+        self._listen = listen
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="web server")
+        self._task = task
+        while not server.started:
+            if task.done():
+                sock.close()
+                self._server = self._task = None
+                error = None if task.cancelled() else task.exception()
+                raise OSError(f"the web server did not start on {listen}: {error!r}")
+            await asyncio.sleep(0.01)
+        log.info("web server listening", url=self.url)
+
+    async def stop(self) -> None:
+        server, task = self._server, self._task
+        self._server = self._task = None
+        if server is None or task is None:
+            return
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except TimeoutError:
+            server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        except (Exception, SystemExit) as exc:
+            log.error("web server stopped with an error", error=repr(exc))
+        store = self.store
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(store.flush)
+
+    async def serving(self) -> None:
+        """Wait while the server runs; on cancellation stop it gracefully."""
+        try:
+            while self._task is not None:
+                task = self._task
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(task)
+                if self._task is task:  # it ended by itself
+                    return
+        finally:
+            await self.stop()
+
+    async def _reloaded(self, config: Config) -> None:
+        if self.listen_override or self._server is None or config.web.listen == self._listen:
+            return
+        log.info("web listen address changed; moving", old=self._listen, new=config.web.listen)
+        old_listen = self._listen
+        await self.stop()
+        try:
+            await self.start()
+        except OSError as exc:
+            log.error("cannot listen on the new address; staying on the old one",
+                      listen=config.web.listen, error=str(exc))
+            self.listen_override = old_listen
+            await self.start()
+            self.listen_override = None
+
+
+def start_failed(listen: str, exc: BaseException) -> None:
+    print(f"cannot start the web server on {listen}: {exc}", file=sys.stderr)
