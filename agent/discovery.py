@@ -260,11 +260,28 @@ class MinerFleet:
         await self.poll(device, acc, stats)
         return device
 
+    @property
+    def identify_budget(self) -> float:
+        """Longest time one address may take to identify: twice ``[agent] timeout``. A device
+        that answers, but too slowly for every driver's questions, must not hold the sweep up
+        for one full timeout per question."""
+        return 2 * float(self.config.agent.timeout)
+
     async def claim(self, probe: Probe, place: Place | None) -> Identity | None:
         """Ask each driver serving ``place``, in priority order; the first claim wins."""
+        budget = self.identify_budget
+        deadline = time.monotonic() + budget
         for item in self.drivers_for(place):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                probe.note(f"identification gave up after {budget:g} s")
+                return None
             try:
-                identity = await item.driver.identify(probe)
+                async with asyncio.timeout(remaining):
+                    identity = await item.driver.identify(probe)
+            except TimeoutError:
+                probe.note(f"{item.name}: no complete answer within {budget:g} s")
+                return None
             except DeviceError as exc:
                 probe.note(f"{item.name}: {exc}")
                 continue

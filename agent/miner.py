@@ -203,6 +203,12 @@ def _r(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def _error_text(error: ErrorCode) -> str:
+    """``code: message (since time)`` — the parts the firmware gave."""
+    text = f"{error.code}: {error.message}" if error.message else error.code
+    return f"{text} (since {error.time})" if error.time else text
+
+
 def reading_metrics(device: Device, reading: Reading) -> list[Metric]:
     """``miner``, ``miner_board`` and ``miner_pool`` metrics of one successful poll."""
     ts = reading.time_ns
@@ -236,9 +242,7 @@ def reading_metrics(device: Device, reading: Reading) -> list[Metric]:
     _put(fields, "active_pool", reading.active_pool)
     fields["error_count"] = len(reading.errors)
     if reading.errors:
-        fields["errors"] = "; ".join(
-            f"{e.code}: {e.message}" if e.message else e.code for e in reading.errors
-        )
+        fields["errors"] = "; ".join(_error_text(e) for e in reading.errors)
     metrics = [Metric("miner", tags, fields, ts)]
     for board in reading.boards:
         bfields: dict[str, FieldValue] = {}

@@ -24,6 +24,7 @@ import os
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,8 @@ class OutputRunner:
         while not self._stopping:
             delay = self.flush_interval + random.uniform(0, self.flush_jitter)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
             if self._stopping:
                 break
@@ -154,7 +156,8 @@ class OutputRunner:
     async def _sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the output is being stopped."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop_event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stop_event.wait()
 
     async def flush(self) -> bool:
         """Write everything buffered, in batches. False when a write failed and should be
@@ -213,12 +216,14 @@ class OutputRunner:
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._task, flush_timeout)
+                async with asyncio.timeout(flush_timeout):
+                    await self._task
             self._task = None
         if len(self.buffer) and flush_timeout > 0:
             self._stopping = False
             with contextlib.suppress(TimeoutError, Exception):
-                await asyncio.wait_for(self.flush(), flush_timeout)
+                async with asyncio.timeout(flush_timeout):
+                    await self.flush()
             self._stopping = True
         with contextlib.suppress(Exception):
             await self.output.close()
@@ -812,16 +817,22 @@ class Agent:
     def _emit_internal(self) -> None:
         ts = now_ns()
         metrics: list[Metric] = []
+        input_names = Counter(r.name for r in self.inputs)
         for runner in self.inputs:
             tags = {"input": runner.name}
             if runner.alias:
                 tags["alias"] = runner.alias
+            if input_names[runner.name] > 1 and runner.inst is not None:
+                tags["instance"] = str(runner.inst.index)
             metrics.append(Metric(INTERNAL, tags, runner.internal_fields(), ts))
+        output_names = Counter(o.inst.name for o in self.outputs)
         for output in self.outputs:
             tags = {"output": output.inst.name}
             alias = getattr(output.inst.config, "alias", "")
             if alias:
                 tags["alias"] = alias
+            if output_names[output.inst.name] > 1:
+                tags["instance"] = str(output.inst.index)
             metrics.append(Metric(INTERNAL, tags, output.internal_fields(), ts))
         metrics.append(Metric(INTERNAL, {"component": "agent"}, {
             "reloads": self.reload_state.count,

@@ -103,8 +103,9 @@ task_ttl = "1s"
     agent = Agent(config)
     try:
         # the first start makes the miner user and shows its password once
-        password = agent.wait_for_line(r"web user 'miner' created with password: (\S+)")[1]
         agent.wait_for_line(r"web server listening")
+        password = agent.wait_for_line(r"web user 'miner' created with password: (\S+)")[1]
+        agent.wait_for_line(rf"open http://127\.0\.0\.1:{port}/ and log in as 'miner'")
         store = StateStore(tmp_path / "state")
         assert verify_password(password, store.data.users["miner"].password_hash)
 

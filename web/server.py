@@ -87,17 +87,31 @@ class WebServer:
 
     def first_start(self) -> str | None:
         """Create the default user if there is none; return its password (shown once)."""
-        password = self.store.ensure_default_user()
-        if password is not None:
-            log.warning("web user created; its password is shown only this once "
-                        "(change it with `webbo user set-password`)",
-                        user=DEFAULT_USER, password=password)
-            print(f"web user {DEFAULT_USER!r} created with password: {password}", flush=True)
-        return password
+        return self.store.ensure_default_user()
+
+    def browser_url(self) -> str:
+        """Where an operator opens the UI: the bound address, or this host's name when the
+        server listens on every interface (the manual's ``http://<server>/``)."""
+        assert self.address is not None
+        host, port = self.address
+        if host in ("0.0.0.0", "::"):
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}/" if port == 80 else f"http://{host}:{port}/"
+
+    def announce_first_start(self, password: str) -> None:
+        """Print (stdout) and log (once) the URL and the generated password."""
+        url = self.browser_url()
+        log.warning("web user created; its password is shown only this once "
+                    "(change it with `webbo user set-password`)",
+                    url=url, user=DEFAULT_USER, password=password)
+        print(f"web user {DEFAULT_USER!r} created with password: {password}\n"
+              f"open {url} and log in as {DEFAULT_USER!r}", flush=True)
 
     async def start(self) -> None:
         """Bind and serve (raises OSError when the address cannot be bound)."""
-        await asyncio.to_thread(self.first_start)
+        password = await asyncio.to_thread(self.first_start)
         Controller.of(self.agent)
         listen = self.listen_override or self.agent.config.web.listen
         host, port = parse_listen(listen)
@@ -119,6 +133,8 @@ class WebServer:
                 raise OSError(f"the web server did not start on {listen}: {error!r}")
             await asyncio.sleep(0.01)
         log.info("web server listening", url=self.url)
+        if password is not None:
+            self.announce_first_start(password)
 
     async def stop(self) -> None:
         server, task = self._server, self._task

@@ -1,0 +1,61 @@
+"""``webbo status``: what the running agent reports about itself, without network or keys."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from servers import free_port
+
+
+def webbo(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "webbo.agent.cli", *args], capture_output=True,
+                          text=True, timeout=60, **kw)
+
+
+def test_status_of_a_running_and_a_stopped_agent(tmp_path: Path, influx_db):
+    server, db = influx_db
+    config = tmp_path / "webbo.toml"
+    config.write_text(f"""
+[agent]
+interval = "1s"
+flush_interval = "1s"
+[web]
+listen = "127.0.0.1:{free_port()}"
+state_dir = "state"
+[[outputs.influxdb]]
+urls = ["{server.url}"]
+database = "{db}"
+[[outputs.influxdb]]
+alias = "down"
+urls = ["http://127.0.0.1:{free_port()}"]
+timeout = "500ms"
+""")
+    assert webbo("status", "-c", str(config)).returncode == 1  # never started
+    proc = subprocess.Popen([sys.executable, "-m", "webbo.agent.cli", "run", "-c", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        result = webbo("status", "-c", str(config))
+        while time.monotonic() < deadline and (
+                result.returncode != 0 or "write errors  (failing" not in result.stdout):
+            time.sleep(0.5)
+            result = webbo("status", "-c", str(config))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"agent: running (pid {proc.pid}" in result.stdout
+        assert "outputs:" in result.stdout and "down" in result.stdout
+        assert "(failing:" in result.stdout  # the dead output says why it is failing
+        state = tmp_path / "state" / "status.json"
+        assert oct(state.stat().st_mode & 0o777) == "0o600"
+        raw = webbo("status", "--json", "-c", str(config))
+        assert '"outputs"' in raw.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    stopped = webbo("status", "-c", str(config))
+    assert stopped.returncode == 1 and "NOT running" in stopped.stdout
+    assert os.path.exists(tmp_path / "state" / "status.json")
