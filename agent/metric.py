@@ -16,7 +16,9 @@ The line protocol has no way to carry a few things; they are mapped, never sent 
 
 * a newline, carriage return or form feed in a name, key or tag value becomes the two
   characters ``\\n`` (``\\r``, ``\\f``), as Telegraf does;
-* a trailing backslash of a name, key or tag value is dropped (it would escape the separator);
+* a backslash right before a separator (``,``, ``=``, space; in names and field keys also
+  ``"``) or at the end of a name, key or tag value is dropped: InfluxDB would read it as an
+  escape whatever precedes it;
 * an empty tag value drops the tag; a NaN or infinite float drops the field; a metric left with
   no field produces no line;
 * unsigned fields are written with the ``u`` suffix only where the output supports it
@@ -26,6 +28,7 @@ The line protocol has no way to carry a few things; they are mapped, never sent 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping
 
@@ -61,17 +64,34 @@ _NEEDS_KEY_ESCAPE = frozenset("\n\r\f,= \\")
 _NEEDS_NAME_ESCAPE = frozenset("\n\r\f, \\")
 
 
-def _escape_key(text: str) -> str:
-    """Escape a tag key, tag value or field key; '' means "cannot be written"."""
+# InfluxDB reads a backslash in front of a separator as an escape, however many precede it
+# (measurement names and field keys also unescape \= and \"), so "a backslash followed by one of
+# those characters, or at the end" has no exact encoding: such backslashes are dropped (the field
+# key X\=A is written with its "=" escaped and stored as X=A) rather than sent as a line the
+# server refuses or reads differently.
+_LOST_BACKSLASH_TAG = re.compile(r"\\+(?=[,= ]|$)")
+_LOST_BACKSLASH_FIELD = _LOST_BACKSLASH_NAME = re.compile(r'\\+(?=[,= "]|$)')
+
+
+def _escape_key(text: str, lost: re.Pattern[str] = _LOST_BACKSLASH_TAG) -> str:
+    """Escape a tag key or tag value (a field key with ``lost=_LOST_BACKSLASH_FIELD``)."""
     if _NEEDS_KEY_ESCAPE.isdisjoint(text):
         return text
-    return text.rstrip("\\").translate(_KEY)
+    if "\\" in text:
+        text = lost.sub("", text)
+    return text.translate(_KEY)
+
+
+def _escape_field_key(text: str) -> str:
+    return _escape_key(text, _LOST_BACKSLASH_FIELD)
 
 
 def _escape_name(text: str) -> str:
     if _NEEDS_NAME_ESCAPE.isdisjoint(text):
         return text
-    return text.rstrip("\\").translate(_NAME)
+    if "\\" in text:
+        text = _LOST_BACKSLASH_NAME.sub("", text)
+    return text.translate(_NAME)
 
 
 def _escape_string(text: str) -> str:
@@ -173,7 +193,7 @@ class Metric:
         parts.append(" ")
         first = True
         for key, value in self.fields.items():
-            ekey = _escape_key(key)
+            ekey = _escape_field_key(key)
             if not ekey:
                 continue
             text = _format_field(value, uint_support)

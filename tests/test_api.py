@@ -590,3 +590,22 @@ async def test_serial_methods_with_a_simulated_meter_at_its_factory_address(tmp_
             assert await s.ok("/api/serial/devices/get", {}) == []
     finally:
         await sim.close()
+
+
+async def test_agent_status_shows_a_refused_reload(farm: Stack):
+    status = await farm.ok("/api/agent/get-status", {})
+    assert status["reload_error"] is None and "inputs" in status and "miners" in status
+    path = farm.agent.config.path
+    good = open(path).read()
+    try:
+        with open(path, "w") as handle:
+            handle.write(good + "\n[bogus_section]\n")
+        assert not await farm.agent.reload_from_file("test")
+        status = await farm.ok("/api/agent/get-status", {})
+        assert status["reload_error"] == "bogus_section: unknown key"
+    finally:
+        with open(path, "w") as handle:
+            handle.write(good)
+        await farm.agent.reload_from_file("test")
+    status = await farm.ok("/api/agent/get-status", {})
+    assert status["reload_error"] is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import re
 import string
 
 import pytest
@@ -38,6 +40,26 @@ def test_unwritable_parts_are_mapped_not_sent_broken():
     assert Metric("#comment", {}, {"f": 1}, 1).line() == ""
 
 
+def test_backslash_before_a_separator_is_dropped_not_sent_broken(influx_db):
+    server, db = influx_db
+    m = Metric("m\\ x\\", {"t\\": "v\\,w", "k": "a\\\\b"}, {"X\\=A": True, "y\\": 1}, 7)
+    assert m.line() == "m\\ x,k=a\\\\b,t=v\\,w X\\=A=true,y=1i 7"
+    server.create_database(db)
+    asyncio.run(_write_once(server.url, db, m))
+    rows = server.rows('SELECT * FROM /.*/', db)
+    assert rows == [{"time": 7, "X=A": True, "y": 1, "k": "a\\\\b", "t": "v,w",
+                     "_measurement": "m x"}]
+
+
+async def _write_once(url: str, db: str, metric: Metric) -> None:
+    output = InfluxDBOutput(InfluxDBConfig(urls=[url], database=db),
+                            PluginContext(Config(), None, structlog.get_logger()))  # type: ignore[arg-type]
+    try:
+        await output.write([metric])
+    finally:
+        await output.close()
+
+
 def test_integer_kinds():
     m = Metric("m", {}, {"i": -5, "u": UInt(2**64 - 1), "b": False}, 1)
     assert m.line() == f"m i=-5i,u={2**63 - 1}i,b=false 1"
@@ -50,12 +72,14 @@ def test_integer_kinds():
 # -- property test against a real InfluxDB 1.x ------------------------------------------------
 
 # What the line protocol can carry exactly: no control characters in names/keys/tag values, no
-# trailing backslash, no empty tag value, no leading '#', and not InfluxDB's reserved "time".
+# backslash before a separator or at the end, no empty tag value, no leading '#', and not
+# InfluxDB's reserved "time".
+_BACKSLASH_BEFORE_SEPARATOR = re.compile(r'\\(?=[,= "]|$)')
 _text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"),
     min_size=1, max_size=12,
-).filter(lambda s: not s.endswith("\\") and s.strip() == s and s != "time"
-         and not s.startswith("#"))
+).filter(lambda s: not _BACKSLASH_BEFORE_SEPARATOR.search(s) and s.strip() == s
+         and s != "time" and not s.startswith("#"))
 _field_value = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False, width=64),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -80,11 +104,9 @@ def metrics(draw: st.DrawFn) -> Metric:
 @pytest.mark.slow
 def test_line_protocol_round_trips_through_influxdb(influx_db):
     server, db = influx_db
-    output = InfluxDBOutput(InfluxDBConfig(urls=[server.url], database=db),
-                            PluginContext(Config(), None, structlog.get_logger()))  # type: ignore[arg-type]
     counter = {"n": 0}
 
-    @settings(max_examples=200, deadline=None,
+    @settings(max_examples=int(os.environ.get("WEBBO_HYPOTHESIS_EXAMPLES", "200")), deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(metrics())
     def check(metric: Metric) -> None:
@@ -93,7 +115,7 @@ def test_line_protocol_round_trips_through_influxdb(influx_db):
         # InfluxDB's rule, not ours.
         server.query(f'DROP DATABASE "{db}"')
         server.create_database(db)
-        asyncio.run(output.write([metric]))
+        asyncio.run(_write_once(server.url, db, metric))
         series = server.query('SELECT * FROM /.*/', db)
         assert len(series) == 1, series
         got = series[0]
@@ -109,10 +131,9 @@ def test_line_protocol_round_trips_through_influxdb(influx_db):
             else:
                 assert type(stored) is type(value) and stored == value
         assert all(v is None for v in row.values()), row
-        asyncio.run(output.close())
 
     check()
-    assert counter["n"] >= 200
+    assert counter["n"] >= 10
 
 
 def test_printable_ascii_names_survive():

@@ -82,7 +82,7 @@ database = "{db}"
             else:
                 assert row.get("fan_count") is None
             assert row["error_count"] == len(state.errors)
-        assert rows[a.devices[2]["mac"].lower()]["errors"] == "218"
+        assert rows[a.devices[2]["mac"].lower()]["errors"] == "218 (since 2024-06-15 10:30:00)"
         assert rows[b.devices[0]["mac"].lower()]["group"] == "B"
         # garbage at identification: not claimed, recorded as unknown, the sweep goes on
         fleet = agent.services["miners"]
