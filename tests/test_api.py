@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -595,17 +596,15 @@ async def test_serial_methods_with_a_simulated_meter_at_its_factory_address(tmp_
 async def test_agent_status_shows_a_refused_reload(farm: Stack):
     status = await farm.ok("/api/agent/get-status", {})
     assert status["reload_error"] is None and "inputs" in status and "miners" in status
-    path = farm.agent.config.path
-    good = open(path).read()
+    path = Path(farm.agent.config.path)
+    good = await asyncio.to_thread(path.read_text)
     try:
-        with open(path, "w") as handle:
-            handle.write(good + "\n[bogus_section]\n")
+        await asyncio.to_thread(path.write_text, good + "\n[bogus_section]\n")
         assert not await farm.agent.reload_from_file("test")
         status = await farm.ok("/api/agent/get-status", {})
         assert status["reload_error"] == "bogus_section: unknown key"
     finally:
-        with open(path, "w") as handle:
-            handle.write(good)
+        await asyncio.to_thread(path.write_text, good)
         await farm.agent.reload_from_file("test")
     status = await farm.ok("/api/agent/get-status", {})
     assert status["reload_error"] is None
