@@ -858,6 +858,12 @@ def set_table_array(doc: tomlkit.TOMLDocument, dotted: str,
         if tables:
             _add_array(parent, leaf, _array(tables))
         return
+    _replace_array(parent, leaf, existing, tables)
+
+
+def _replace_array(parent: Any, leaf: str, existing: Any, tables: list[Any]) -> None:
+    """Put ``tables`` where ``existing`` stands (or remove it when there are none), keeping the
+    comments that followed it at the end of what replaces it."""
     tail = _detach_tail(existing)
     if tables:
         array = _array(tables)
@@ -891,12 +897,5 @@ def remove_tables(doc: tomlkit.TOMLDocument, dotted: str,
     keep = [t for t in existing if not predicate(t)]
     removed = len(existing) - len(keep)
     if removed:
-        tail = _detach_tail(existing)
-        if keep:
-            array = _array(keep)
-            parent[leaf] = array
-            _attach_tail(array, tail)
-        else:
-            del parent[leaf]
-            _attach_tail(parent, tail)
+        _replace_array(parent, leaf, existing, keep)
     return removed

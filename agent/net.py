@@ -1,14 +1,15 @@
 """Outgoing connections to devices: bounded, timed, cheap.
 
 Every socket the sweep, the pollers and the control tasks open goes through one :class:`Net`,
-which holds a semaphore of ``[agent] concurrency`` slots. A connection takes a slot before it
+which holds ``[agent] concurrency`` slots (a FIFO bound). A connection takes a slot before it
 connects and gives it back when it is closed, so a sweep of a /16 can never have more sockets
 open than the bound and never meets "Too many open files".
 
 :meth:`Net.exchange` is the one-connection-per-request pattern that cgminer-style APIs use:
 connect (``connect_timeout``), send, read until the peer closes or the reply is complete
-(``timeout``), close. It is built on a bare asyncio Protocol (no stream objects) because it runs
-once per miner per poll.
+(``timeout``), close. It is driven straight from the event loop's selector callbacks (no
+transport, no stream objects) because it runs once per miner per poll, and several times per
+miner at identification (the device web APIs go through it too: :mod:`webbo.agent.http1`).
 
 :class:`Probe` is what identification shares between drivers: each cheap question ("which ports
 answer?", "what does RPC ``version`` say?", "what is the realm of ``GET /``?") is asked once per
@@ -21,7 +22,9 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import os
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
@@ -59,50 +62,190 @@ def length_prefixed_le32(buffer: bytearray) -> bool:
     return len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[:4], "little")
 
 
-class _Exchange(asyncio.Protocol):
-    __slots__ = ("buffer", "complete", "done", "limit", "payload", "transport")
+class _Slots:
+    """A FIFO counting bound on open sockets.
 
-    def __init__(self, payload: bytes, complete: Complete | None, limit: int,
-                 done: asyncio.Future[bytes]) -> None:
-        self.payload = payload
+    ``asyncio.Semaphore`` (3.11) wakes a waiter by scanning its deque from the front past
+    every waiter already woken but not yet run; with a thousand sweep workers queueing for the
+    slots that scan dominated the sweep's CPU. Here a released slot is handed straight to the
+    oldest live waiter (popped, so nothing is scanned twice) and a cancelled waiter is skipped
+    once, when it reaches the front.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes to this waiter directly
+                return
+        self.free += 1
+
+
+class _Exchange:
+    """One request on one connection, driven by the event loop's selector callbacks.
+
+    No transport, no stream, no task of its own: connect (non-blocking), send, read until the
+    peer closes or ``complete`` says the reply is whole, close. It runs several times per miner
+    per cycle (RPC poll, and the HTTP requests of identification), so it resolves one future
+    and holds one timer: ``connect_timeout`` until connected, then ``timeout`` for the reply.
+    """
+
+    __slots__ = ("buffer", "complete", "connected", "done", "fd", "limit", "loop", "out",
+                 "reading", "sock", "timer", "writing")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, payload: bytes,
+                 complete: Complete | None, limit: int) -> None:
+        self.loop = loop
+        self.out = memoryview(payload) if payload else None
         self.complete = complete
         self.limit = limit
-        self.done = done
         self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future[bytes] = loop.create_future()
+        self.sock: socket.socket | None = None
+        self.fd = -1
+        self.timer: asyncio.TimerHandle | None = None
+        self.connected = False
+        self.reading = self.writing = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        if self.payload:
-            transport.write(self.payload)  # type: ignore[attr-defined]
+    def start(self, family: int, address: Any, connect_timeout: float, timeout: float,
+              host: str, port: int) -> None:
+        sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        self.fd = sock.fileno()
+        error = sock.connect_ex(address)
+        if error == 0:
+            self._connected(timeout)
+        elif error in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EINTR):
+            self.timer = self.loop.call_later(connect_timeout, self._connect_timed_out, host,
+                                              port)
+            self.writing = True
+            self.loop.add_writer(self.fd, self._connect_ready, timeout, host, port)
+        else:
+            self._fail(_connect_error(host, port, OSError(error, os.strerror(error))))
 
-    def data_received(self, data: bytes) -> None:
+    def _connect_timed_out(self, host: str, port: int) -> None:
+        self.timer = None
+        self._fail(_connect_error(host, port, TimeoutError()))
+
+    def _connect_ready(self, timeout: float, host: str, port: int) -> None:
+        assert self.sock is not None
+        error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            self._fail(_connect_error(host, port, OSError(error, os.strerror(error))))
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        self._connected(timeout)
+
+    def _connected(self, timeout: float) -> None:
+        self.connected = True
+        self.timer = self.loop.call_later(timeout, self._reply_timed_out)
+        self.reading = True
+        self.loop.add_reader(self.fd, self._readable)
+        if self.out is not None:
+            self._send()
+        elif self.writing:
+            self.writing = False
+            self.loop.remove_writer(self.fd)
+
+    def _send(self) -> None:
+        assert self.sock is not None and self.out is not None
+        try:
+            sent = self.sock.send(self.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if sent < len(self.out):  # the rest when the socket can take it
+            self.out = self.out[sent:]
+            self.writing = True
+            self.loop.add_writer(self.fd, self._send)
+        else:
+            self.out = None
+            if self.writing:
+                self.writing = False
+                self.loop.remove_writer(self.fd)
+
+    def _readable(self) -> None:
+        assert self.sock is not None
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:  # the peer closed: the reply is what came
+            self._finish()
+            return
         self.buffer += data
         if len(self.buffer) > self.limit:
-            self._finish(DeviceError(f"reply larger than {self.limit} bytes"))
+            self._fail(DeviceError(f"reply larger than {self.limit} bytes"))
         elif self.complete is not None and self.complete(self.buffer):
-            self._finish(None)
+            self._finish()
 
-    def eof_received(self) -> bool:
-        self._finish(None)
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.done.done():
-            return
-        if exc is not None and not self.buffer:
-            self.done.set_exception(DeviceError(f"connection lost: {exc}"))
-        else:
-            self.done.set_result(bytes(self.buffer))
-
-    def _finish(self, error: Exception | None) -> None:
+    def _reply_timed_out(self) -> None:
+        self.timer = None
         if not self.done.done():
-            if error is None:
-                self.done.set_result(bytes(self.buffer))
-            else:
-                self.done.set_exception(error)
-        if self.transport is not None:
-            self.transport.close()
+            self.done.set_exception(_ReplyTimeout())
+        self.close()
+
+    def _lost(self, exc: OSError) -> None:
+        if self.buffer:
+            self._finish()
+        else:
+            self._fail(DeviceError(f"connection lost: {exc}"))
+
+    def _finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(bytes(self.buffer))
+        self.close()
+
+    def _fail(self, error: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching the socket, cancel the timer, close (idempotent)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.sock is None:
+            return
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+        if self.writing:
+            self.writing = False
+            self.loop.remove_writer(self.fd)
+        self.sock.close()
+        self.sock = None
+
+
+class _ReplyTimeout(Exception):
+    """Internal: the reply did not complete in time (turned into DeviceTimeout with context)."""
 
 
 def _connect_error(host: str, port: int, exc: BaseException) -> DeviceUnreachable:
@@ -114,6 +257,30 @@ def _connect_error(host: str, port: int, exc: BaseException) -> DeviceUnreachabl
     return DeviceUnreachable(f"{host}:{port}: {reason}")
 
 
+async def _address(loop: asyncio.AbstractEventLoop, host: str, port: int,
+                   limit: float) -> tuple[int, Any]:
+    """(family, sockaddr) of ``host``: an address literal at once, a name through the resolver
+    (devices are configured by address; a name is the rare case, and it may not hang)."""
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+        return socket.AF_INET, (host, port)
+    except OSError:
+        pass
+    try:
+        socket.inet_pton(socket.AF_INET6, host)
+        return socket.AF_INET6, (host, port)
+    except OSError:
+        pass
+    try:
+        async with asyncio.timeout(limit):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError) as exc:
+        raise _connect_error(host, port, exc) from None
+    if not infos:
+        raise DeviceUnreachable(f"{host}:{port}: name does not resolve")
+    return infos[0][0], infos[0][4]
+
+
 class Net:
     """The shared, bounded way out to devices."""
 
@@ -122,7 +289,7 @@ class Net:
         self.concurrency = concurrency
         self.connect_timeout = connect_timeout
         self.timeout = timeout
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = _Slots(concurrency)
         self.open_now = 0
         self.peak_open = 0
         self.connections = 0
@@ -214,27 +381,31 @@ class Net:
         connect_timeout: float | None = None,
         limit: int = MAX_REPLY,
     ) -> bytes:
-        """Connect, send ``payload``, read the reply (until EOF or ``complete``), close."""
+        """Connect, send ``payload``, read the reply (until EOF or ``complete``), close.
+
+        ``connect_timeout`` bounds the connect (:class:`DeviceUnreachable`), ``timeout`` the
+        reply after it (:class:`DeviceTimeout`, carrying what did arrive).
+        """
         loop = asyncio.get_running_loop()
-        async with self.slot():
-            done: asyncio.Future[bytes] = loop.create_future()
+        connect_limit = connect_timeout or self.connect_timeout
+        await self._acquire()
+        conn = _Exchange(loop, payload, complete, limit)
+        try:
+            family, address = await _address(loop, host, port, connect_limit)
             try:
-                async with asyncio.timeout(connect_timeout or self.connect_timeout):
-                    transport, protocol = await loop.create_connection(
-                        lambda: _Exchange(payload, complete, limit, done), host, port
-                    )
-            except (OSError, TimeoutError) as exc:
+                conn.start(family, address, connect_limit, timeout or self.timeout, host, port)
+            except OSError as exc:  # no socket to be had (EMFILE, ENETUNREACH at once, ...)
                 raise _connect_error(host, port, exc) from None
             try:
-                async with asyncio.timeout(timeout or self.timeout):
-                    return await done
-            except TimeoutError:
-                partial = bytes(protocol.buffer)
+                return await conn.done
+            except _ReplyTimeout:
+                partial = bytes(conn.buffer)
                 raise DeviceTimeout(
                     f"{host}:{port}: reply timed out after {len(partial)} bytes", partial
                 ) from None
-            finally:
-                transport.close()
+        finally:
+            conn.close()
+            self._release()
 
     async def port_open(self, host: str, port: int, timeout: float | None = None) -> bool:
         """True if a TCP connection to host:port succeeds (it is closed at once)."""

@@ -52,7 +52,21 @@ def _wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | 
     raise RuntimeError(f"{url} did not come up in {timeout}s")
 
 
-class InfluxDB1:
+class _Process:
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class InfluxDB1(_Process):
     """``influxd`` 1.x on 127.0.0.1:<free port>, data in ``root``."""
 
     def __init__(self, root: Path, max_body_size: int | None = None) -> None:
@@ -88,16 +102,6 @@ class InfluxDB1:
         _wait_http(f"{self.url}/ping", proc=self.proc, log=self.log)
         return self
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        # The port must be connectable-refused now (nothing listening).
 
     @property
     def running(self) -> bool:
@@ -150,7 +154,7 @@ class InfluxDB1:
         self.query(f'DROP DATABASE "{name}"')
 
 
-class VictoriaMetrics:
+class VictoriaMetrics(_Process):
     """``victoria-metrics`` on 127.0.0.1:<free port>: accepts the InfluxDB v2 write API."""
 
     def __init__(self, root: Path) -> None:
@@ -171,15 +175,6 @@ class VictoriaMetrics:
         _wait_http(f"{self.url}/health", proc=self.proc, log=self.log)
         return self
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
     def flush(self) -> None:
         with contextlib.suppress(OSError):

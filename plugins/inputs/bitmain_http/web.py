@@ -1,19 +1,20 @@
 """The Antminer CGI web interface, as a client: digest auth, JSON bodies whatever the
 content-type says, bounded sockets, and errors an operator can act on.
 
-A request is one connection (the shared aiohttp session does not pool) inside one of the
-agent's socket slots. Reads and writes differ on failure: a read that times out is just a
-failed read (:class:`DeviceTimeout`), a write whose answer never came has an unknown effect
-(:class:`OutcomeUnknownError`) and is never retried.
+A request is one connection (:mod:`webbo.agent.http1` on ``Net.exchange``: a socket slot, the
+agent's connect and reply timeouts). Reads and writes differ on failure: a read that times out
+is just a failed read (:class:`DeviceTimeout`), a write whose answer never came has an unknown
+effect (:class:`OutcomeUnknownError`) and is never retried. A write whose connection could not
+even be opened (:class:`DeviceUnreachable`) was not applied.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import msgspec
 
+from webbo.agent import http1
 from webbo.agent.errors import DeviceError, OutcomeUnknownError
 from webbo.agent.net import DeviceTimeout, DeviceUnreachable, Net
 from webbo.plugins.inputs.bitmain_http.digest import DigestClient
@@ -47,42 +48,37 @@ class WebClient:
         data = None if body is None else _encoder.encode(body)
         headers = dict(BROWSER_HEADERS) if data is not None else {}
         host = f"{ip}:{self.port}"
-        limit = aiohttp.ClientTimeout(total=timeout or self.timeout or self.net.timeout,
-                                      sock_connect=self.net.connect_timeout)
+        limit = timeout or self.timeout or self.net.timeout
         for attempt in range(2):
             auth = self.digest.authorization(host, method, path)
             if auth is not None:
                 headers["Authorization"] = auth
-            sent = False
             try:
-                async with self.net.slot():
-                    async with self.net.http.request(method, self.url(ip, path), data=data,
-                                                     headers=headers, timeout=limit,
-                                                     allow_redirects=False) as response:
-                        sent = True
-                        if response.status == 401:
-                            challenge = response.headers.get("WWW-Authenticate", "")
-                            if attempt == 0 and self.digest.learn(host, challenge):
-                                continue
-                            self.digest.forget(host)
-                            raise WebLoginRefused(f"{path}: web login refused (check username "
-                                                  "and password for this group/range)")
-                        content = await response.read()
-                        if response.status >= 400:
-                            raise DeviceError(f"{path}: HTTP {response.status}")
-                        return content
-            except aiohttp.ClientConnectorError as exc:
-                raise DeviceUnreachable(f"{host}: {exc.os_error.strerror or exc}") from None
-            except (TimeoutError, aiohttp.ServerTimeoutError):
+                response = await http1.request(self.net, ip, self.port, method, path,
+                                               headers=headers, body=data, timeout=limit)
+            except DeviceUnreachable:
+                raise  # never connected: nothing was sent
+            except DeviceTimeout:
                 if write:
                     raise OutcomeUnknownError(f"{path}: no answer in time; the change may or "
                                               "may not have been applied") from None
                 raise DeviceTimeout(f"{host}{path}: timed out") from None
-            except (aiohttp.ClientError, OSError) as exc:
-                if write and (sent or data is not None):
+            except DeviceError as exc:
+                answered = isinstance(exc, http1.HttpGarbled)
+                if write and (answered or data is not None):
                     raise OutcomeUnknownError(f"{path}: connection lost ({exc}); the change may "
                                               "or may not have been applied") from None
                 raise DeviceError(f"{host}{path}: {exc}") from None
+            if response.status == 401:
+                challenge = response.header("WWW-Authenticate")
+                if attempt == 0 and self.digest.learn(host, challenge):
+                    continue
+                self.digest.forget(host)
+                raise WebLoginRefused(f"{path}: web login refused (check username "
+                                      "and password for this group/range)")
+            if response.status >= 400:
+                raise DeviceError(f"{path}: HTTP {response.status}")
+            return response.body
         raise WebLoginRefused(f"{path}: web login refused")
 
     async def json(self, ip: str, path: str, body: Any = None, *,
@@ -102,15 +98,13 @@ class WebClient:
 
 async def get_root(net: Net, ip: str, port: int) -> tuple[int, str, str]:
     """``GET /`` without credentials: (status, WWW-Authenticate, start of the body)."""
-    url = f"http://{ip}:{port}/" if port != 80 else f"http://{ip}/"
     try:
-        async with net.slot():
-            async with net.http.get(url, allow_redirects=False) as response:
-                body = (await response.content.read(512)).decode("utf-8", "replace")
-                return response.status, response.headers.get("WWW-Authenticate", ""), body
-    except aiohttp.ClientConnectorError as exc:
-        raise DeviceUnreachable(f"{ip}:{port}: {exc.os_error.strerror or exc}") from None
-    except TimeoutError:
+        response = await http1.request(net, ip, port, "GET", "/", peek=512)
+    except DeviceUnreachable:
+        raise
+    except DeviceTimeout:
         raise DeviceTimeout(f"{ip}:{port}: GET / timed out") from None
-    except (aiohttp.ClientError, OSError) as exc:
+    except DeviceError as exc:
         raise DeviceError(f"{ip}:{port}: GET / failed: {exc}") from None
+    body = response.body[:512].decode("utf-8", "replace")
+    return response.status, response.header("WWW-Authenticate"), body
