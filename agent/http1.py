@@ -117,13 +117,12 @@ def response_complete(buffer: bytearray) -> bool:
     if code < 200 or code in (204, 304):
         return True
     if _CHUNKED.search(head):
-        if not buffer.endswith((b"0\r\n\r\n", b"0\n\n")):
+        if not buffer.endswith(b"\n"):  # the end of a chunked body is an empty line
             return False
         try:
-            _dechunk(bytes(buffer[start:]), partial_ok=False)
+            return _dechunk(bytes(buffer[start:]), partial_ok=True)[1]
         except HttpGarbled:
-            return False
-        return True
+            return True  # unreadable: stop here, parse_response says why
     match = _CONTENT_LENGTH.search(head)
     if match is None:
         return False
@@ -142,38 +141,50 @@ def head_and(count: int) -> Complete:
     return enough
 
 
-def _dechunk(data: bytes, partial_ok: bool) -> bytes:
+class _CutShort(Exception):
+    """Internal: the data ends before the chunked body does."""
+
+
+def _line(data: bytes, position: int) -> tuple[bytes, int]:
+    """The line at ``position`` (without its CR LF) and where the next one starts."""
+    end = data.find(b"\n", position)
+    if end < 0:
+        raise _CutShort
+    return data[position:end].rstrip(b"\r"), end + 1
+
+
+def _dechunk(data: bytes, partial_ok: bool) -> tuple[bytes, bool]:
+    """(body, whole) of a chunked body: ``whole`` once the last chunk and the trailer section
+    (usually empty) have arrived. Cut short: an error, or what came if ``partial_ok``."""
     out = bytearray()
     position = 0
-    while True:
-        line_end = data.find(b"\n", position)
-        if line_end < 0:
-            if partial_ok:
-                return bytes(out)
-            raise HttpGarbled("chunked body cut short")
-        size_text = data[position:line_end].split(b";", 1)[0].strip()
-        try:
+    try:
+        while True:
+            size_line, position = _line(data, position)
+            size_text = size_line.split(b";", 1)[0].strip()
+            if not size_text or size_text.lstrip(b"0123456789abcdefABCDEF"):
+                raise HttpGarbled(f"bad chunk size {size_text[:20]!r}")
             size = int(size_text, 16)
-        except ValueError:
-            raise HttpGarbled(f"bad chunk size {size_text[:20]!r}") from None
-        if size < 0 or size_text[:1] in (b"-", b"+"):
-            raise HttpGarbled(f"bad chunk size {size_text[:20]!r}")
-        position = line_end + 1
-        if size == 0:
-            return bytes(out)  # trailers, if any, are not needed
-        if position + size > len(data):
-            if partial_ok:
+            if size == 0:  # the last chunk; trailers (not needed) end with an empty line
+                while True:
+                    trailer, position = _line(data, position)
+                    if not trailer:
+                        return bytes(out), True
+            if position + size > len(data):
                 out += data[position:]
-                return bytes(out)
-            raise HttpGarbled("chunked body cut short")
-        out += data[position:position + size]
-        position += size
-        if data[position:position + 2] == b"\r\n":
-            position += 2
-        elif data[position:position + 1] == b"\n":
-            position += 1
-        elif position < len(data) or not partial_ok:
-            raise HttpGarbled("chunk not followed by CRLF")
+                raise _CutShort
+            out += data[position:position + size]
+            position += size
+            if data.startswith(b"\r\n", position):
+                position += 2
+            elif data.startswith(b"\n", position):
+                position += 1
+            elif position < len(data):
+                raise HttpGarbled("chunk not followed by CRLF")
+    except _CutShort:
+        if partial_ok:
+            return bytes(out), False
+        raise HttpGarbled("chunked body cut short") from None
 
 
 def _decode_headers(block: bytes) -> dict[str, str]:
@@ -228,7 +239,7 @@ def parse_response(raw: bytes, *, partial_ok: bool = False) -> Response:
     if status in (204, 304) or status < 200:
         body = b""
     elif "chunked" in headers.get("transfer-encoding", "").lower():
-        body = _dechunk(rest, partial_ok)
+        body = _dechunk(rest, partial_ok)[0]
     elif "content-length" in headers:
         text = headers["content-length"].split(",")[0].strip()
         if not text.isdigit():

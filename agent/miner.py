@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import msgspec
 
@@ -95,13 +95,13 @@ class Identity(msgspec.Struct, kw_only=True):
     """Driver-private facts worth caching (API generation, web port, rate unit, ...)."""
 
 
-class ErrorCode(msgspec.Struct, kw_only=True):
+class ErrorCode(msgspec.Struct, kw_only=True, gc=False):
     code: str
     message: str = ""
     time: str = ""
 
 
-class BoardReading(msgspec.Struct, kw_only=True):
+class BoardReading(msgspec.Struct, kw_only=True, gc=False):
     index: int
     hashrate_ths: float | None = None
     expected_hashrate_ths: float | None = None
@@ -114,7 +114,7 @@ class BoardReading(msgspec.Struct, kw_only=True):
     serial: str | None = None
 
 
-class PoolReading(msgspec.Struct, kw_only=True):
+class PoolReading(msgspec.Struct, kw_only=True, gc=False):
     index: int
     """0-based slot."""
     url: str
@@ -125,7 +125,7 @@ class PoolReading(msgspec.Struct, kw_only=True):
     rejected: int | None = None
 
 
-class Reading(msgspec.Struct, kw_only=True):
+class Reading(msgspec.Struct, kw_only=True, gc=False):
     """One poll of one miner, normalised."""
 
     time_ns: int
@@ -194,75 +194,123 @@ class MinerDriver(Protocol):
 # --------------------------------------------------------------------------------------------
 
 
-def _put(fields: dict[str, FieldValue], key: str, value: Any) -> None:
-    if value is not None:
-        fields[key] = value
-
-
-def _r(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(float(value), digits)
-
-
 def _error_text(error: ErrorCode) -> str:
     """``code: message (since time)`` — the parts the firmware gave."""
     text = f"{error.code}: {error.message}" if error.message else error.code
     return f"{text} (since {error.time})" if error.time else text
 
 
+_MINER_FLOATS = (
+    ("hashrate_ths", "hashrate_ths", 3), ("hashrate_avg_ths", "hashrate_avg_ths", 3),
+    ("expected_hashrate_ths", "expected_hashrate_ths", 3), ("power_w", "power_w", 1),
+    ("power_limit_w", "power_limit_w", 1),
+)
+_MINER_TEMPS = (("temp_env_c", "temp_env_c"), ("temp_board_max_c", "temp_board_max_c"),
+                ("temp_chip_max_c", "temp_chip_max_c"))
+_MINER_COUNTERS = ("is_mining", "accepted", "rejected", "hw_errors")
+_BOARD_FIELDS = (
+    ("hashrate_ths", 3), ("expected_hashrate_ths", 3), ("temp_board_c", 1), ("temp_chip_c", 1),
+    ("chips", None), ("expected_chips", None), ("hw_errors", None), ("frequency_mhz", 1),
+)
+
+
+_MINER_TAGS = ("mac", "group", "range", "make", "model")
+_BOARD_TAGS = ("mac", "group", "range", "board")
+_POOL_TAGS = ("mac", "group", "range", "index")
+
+
 def reading_metrics(device: Device, reading: Reading) -> list[Metric]:
-    """``miner``, ``miner_board`` and ``miner_pool`` metrics of one successful poll."""
+    """``miner``, ``miner_board`` and ``miner_pool`` metrics of one successful poll.
+
+    This runs for every miner every cycle, so the field tables above are walked with plain
+    attribute reads, and the metrics are packed (values against shared key tuples) rather than
+    holding two dicts each.
+    """
     ts = reading.time_ns
-    base = {"mac": device.mac, "group": device.group, "range": device.range}
-    tags = {**base, "make": device.make, "model": device.model}
-    fields: dict[str, FieldValue] = {"ip": device.ip, "online": True, "state": "ok"}
-    _put(fields, "hostname", reading.hostname or device.hostname or None)
-    _put(fields, "firmware", reading.firmware or device.firmware or None)
-    _put(fields, "hashrate_ths", _r(reading.hashrate_ths))
-    _put(fields, "hashrate_avg_ths", _r(reading.hashrate_avg_ths))
-    _put(fields, "expected_hashrate_ths", _r(reading.expected_hashrate_ths))
-    _put(fields, "power_w", _r(reading.power_w, 1))
-    _put(fields, "power_limit_w", _r(reading.power_limit_w, 1))
-    _put(fields, "efficiency_jth", _r(reading.efficiency_jth, 2))
-    _put(fields, "temp_env_c", _r(reading.temp_env_c, 1))
-    _put(fields, "temp_board_max_c", _r(reading.temp_board_max_c, 1))
-    _put(fields, "temp_chip_max_c", _r(reading.temp_chip_max_c, 1))
+    mac, group, range_ = device.mac, device.group, device.range
+    keys = ["ip", "online", "state"]
+    values: list[FieldValue] = [device.ip, True, "ok"]
+    key, value = keys.append, values.append
+    text = reading.hostname or device.hostname
+    if text:
+        key("hostname")
+        value(text)
+    text = reading.firmware or device.firmware
+    if text:
+        key("firmware")
+        value(text)
+    for name, attr, digits in _MINER_FLOATS:
+        number = getattr(reading, attr)
+        if number is not None:
+            key(name)
+            value(round(float(number), digits))
+    efficiency = reading.efficiency_jth
+    if efficiency is not None:
+        key("efficiency_jth")
+        value(round(float(efficiency), 2))
+    for name, attr in _MINER_TEMPS:
+        number = getattr(reading, attr)
+        if number is not None:
+            key(name)
+            value(round(float(number), 1))
     fans = [f for f in reading.fans_rpm if f is not None]
     if fans:
-        fields["fan_rpm_min"] = min(fans)
-        fields["fan_rpm_max"] = max(fans)
-        fields["fan_count"] = len(fans)
-    _put(fields, "fan_psu_rpm", reading.fan_psu_rpm)
-    _put(fields, "uptime_s", reading.uptime_s)
-    _put(fields, "work_mode", reading.work_mode.value if reading.work_mode else None)
-    _put(fields, "led", int(reading.led) if reading.led is not None else None)
-    _put(fields, "is_mining", reading.is_mining)
-    _put(fields, "accepted", reading.accepted)
-    _put(fields, "rejected", reading.rejected)
-    _put(fields, "hw_errors", reading.hw_errors)
-    _put(fields, "active_pool", reading.active_pool)
-    fields["error_count"] = len(reading.errors)
+        keys += ("fan_rpm_min", "fan_rpm_max", "fan_count")
+        values += (min(fans), max(fans), len(fans))
+    if reading.fan_psu_rpm is not None:
+        key("fan_psu_rpm")
+        value(reading.fan_psu_rpm)
+    if reading.uptime_s is not None:
+        key("uptime_s")
+        value(reading.uptime_s)
+    if reading.work_mode:
+        key("work_mode")
+        value(reading.work_mode.value)
+    if reading.led is not None:
+        key("led")
+        value(int(reading.led))
+    for name in _MINER_COUNTERS:
+        counter = getattr(reading, name)
+        if counter is not None:
+            key(name)
+            value(counter)
+    pool_url = reading.active_pool
+    if pool_url is not None:
+        key("active_pool")
+        value(pool_url)
+    key("error_count")
+    value(len(reading.errors))
     if reading.errors:
-        fields["errors"] = "; ".join(_error_text(e) for e in reading.errors)
-    metrics = [Metric("miner", tags, fields, ts)]
+        key("errors")
+        value("; ".join(_error_text(e) for e in reading.errors))
+    pack = Metric.packed
+    metrics = [pack("miner", _MINER_TAGS, (mac, group, range_, device.make, device.model),
+                    keys, values, ts)]
     for board in reading.boards:
-        bfields: dict[str, FieldValue] = {}
-        _put(bfields, "hashrate_ths", _r(board.hashrate_ths))
-        _put(bfields, "expected_hashrate_ths", _r(board.expected_hashrate_ths))
-        _put(bfields, "temp_board_c", _r(board.temp_board_c, 1))
-        _put(bfields, "temp_chip_c", _r(board.temp_chip_c, 1))
-        _put(bfields, "chips", board.chips)
-        _put(bfields, "expected_chips", board.expected_chips)
-        _put(bfields, "hw_errors", board.hw_errors)
-        _put(bfields, "frequency_mhz", _r(board.frequency_mhz, 1))
-        if bfields:
-            metrics.append(Metric("miner_board", {**base, "board": str(board.index)}, bfields, ts))
+        bkeys: list[str] = []
+        bvalues: list[FieldValue] = []
+        for name, digits in _BOARD_FIELDS:
+            number = getattr(board, name)
+            if number is not None:
+                bkeys.append(name)
+                bvalues.append(number if digits is None else round(float(number), digits))
+        if bkeys:
+            metrics.append(pack("miner_board", _BOARD_TAGS,
+                                (mac, group, range_, str(board.index)), bkeys, bvalues, ts))
     for pool in reading.pools:
-        pfields: dict[str, FieldValue] = {"url": pool.url, "user": pool.user,
-                                          "active": pool.active}
-        _put(pfields, "status", pool.status or None)
-        _put(pfields, "accepted", pool.accepted)
-        _put(pfields, "rejected", pool.rejected)
-        metrics.append(Metric("miner_pool", {**base, "index": str(pool.index)}, pfields, ts))
+        pkeys = ["url", "user", "active"]
+        pvalues: list[FieldValue] = [pool.url, pool.user, pool.active]
+        if pool.status:
+            pkeys.append("status")
+            pvalues.append(pool.status)
+        if pool.accepted is not None:
+            pkeys.append("accepted")
+            pvalues.append(pool.accepted)
+        if pool.rejected is not None:
+            pkeys.append("rejected")
+            pvalues.append(pool.rejected)
+        metrics.append(pack("miner_pool", _POOL_TAGS, (mac, group, range_, str(pool.index)),
+                            pkeys, pvalues, ts))
     return metrics
 
 

@@ -202,8 +202,13 @@ class _Exchange:
         self.buffer += data
         if len(self.buffer) > self.limit:
             self._fail(DeviceError(f"reply larger than {self.limit} bytes"))
-        elif self.complete is not None and self.complete(self.buffer):
-            self._finish()
+        elif self.complete is not None:
+            try:
+                whole = self.complete(self.buffer)
+            except Exception:  # a predicate choking on odd bytes: let the parser say why
+                whole = True
+            if whole:
+                self._finish()
 
     def _reply_timed_out(self) -> None:
         self.timer = None
@@ -278,7 +283,8 @@ async def _address(loop: asyncio.AbstractEventLoop, host: str, port: int,
         raise _connect_error(host, port, exc) from None
     if not infos:
         raise DeviceUnreachable(f"{host}:{port}: name does not resolve")
-    return infos[0][0], infos[0][4]
+    info = next((i for i in infos if i[0] == socket.AF_INET), infos[0])  # devices speak IPv4
+    return info[0], info[4]
 
 
 class Net:
@@ -421,7 +427,9 @@ class Net:
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """A shared HTTP client for device web APIs (no pooling: one device, one request).
+        """A shared aiohttp session for device web APIs that need a full HTTP client (no
+        pooling: one device, one request). Simple request/answer APIs are cheaper through
+        :func:`webbo.agent.http1.request` (a fraction of the CPU per request).
 
         Wrap each request in :meth:`slot` so HTTP sockets count against the bound too.
         """

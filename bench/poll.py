@@ -8,7 +8,9 @@ run as root). For each N the agent's miner fleet runs two sweeps in this process
 identifies every miner (identification CPU per miner), the second is one poll cycle (wall time,
 this process's CPU seconds, miners per second, peak RSS), including building the line protocol
 the outputs would send. Then ``--compare`` miners of the same farm are read by pyasic
-(``get_data``) and by asic-rs (``pyasic-rs``), CPU per miner measured the same way.
+(``get_data``) and by asic-rs (``pyasic-rs``), CPU per miner measured the same way, each in a
+child process of its own, so the agent's peak RSS is the agent's alone (importing and running
+pyasic and asic-rs in the bench process used to add ~40-100 MB to it).
 Network: 127.0.0.0/8 only.
 """
 
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import gc
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 from webbo.agent.config import parse_config
 from webbo.agent.log import configure_logging
@@ -144,6 +148,14 @@ async def asic_rs_cycle(devices: list[dict]) -> dict:
             "poll_cpu": cpu2 - cpu1, "poll_wall": wall2 - wall1}
 
 
+RIVALS = {"pyasic": pyasic_cycle, "asic-rs": asic_rs_cycle}
+
+
+def rival_cycle(name: str, devices: list[dict]) -> dict:
+    """One comparison client's run (in a child process: its imports and buffers stay there)."""
+    return asyncio.run(RIVALS[name](devices))
+
+
 def ms(seconds: float, count: int) -> str:
     return f"{1000 * seconds / max(1, count):.3f}"
 
@@ -180,9 +192,11 @@ def main() -> None:
             if args.compare:
                 sample = devices[: args.compare]
                 rivals = {}
-                for name, cycle in (("pyasic", pyasic_cycle), ("asic-rs", asic_rs_cycle)):
+                for name in RIVALS:
                     try:
-                        rivals[name] = asyncio.run(cycle(sample))
+                        with ProcessPoolExecutor(
+                                1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                            rivals[name] = pool.submit(rival_cycle, name, sample).result()
                     except Exception as exc:  # a bench reports, never stops
                         print(f"  {name}: failed: {exc!r}")
                 ours_ms = 1000 * ours["poll_cpu"] / max(1, ours["ok"])

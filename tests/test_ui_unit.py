@@ -258,13 +258,13 @@ def test_sessions_are_signed_expire_and_end(tmp_path):
     cookie = sessions.cookie_value(session)
     assert sessions.from_cookie(cookie) is session
     sid, _, mac = cookie.partition(".")
-    assert sessions.from_cookie(f"{sid}.{mac[:-1]}x") is None  # forged signature
+    assert sessions.from_cookie(f"{sid}.{_other_last(mac)}") is None  # forged signature
     assert sessions.from_cookie(sid) is None and sessions.from_cookie("") is None
     assert sessions.from_cookie(cookie, now=time.time() + 61) is None  # expired, and removed
     assert sessions.from_cookie(cookie) is None
     again = sessions.create("miner")
     token = sessions.csrf_token(again)
-    assert sessions.csrf_ok(again, token) and not sessions.csrf_ok(again, token[:-1] + "A")
+    assert sessions.csrf_ok(again, token) and not sessions.csrf_ok(again, _other_last(token))
     assert not sessions.csrf_ok(again, None)
     assert not sessions.csrf_ok(sessions.create("miner"), token)  # per session
     time.sleep(0.01)
@@ -315,3 +315,8 @@ def test_number_and_duration_formats():
     assert fmt_num(None) == "—" and fmt_num(float("nan")) == "—"
     assert fmt_duration(93784, "ru") == "1д 2ч" and fmt_duration(59, "en") == "59 s"
     assert fmt_duration(3700, "en") == "1h 1min" and fmt_duration(None) == "—"
+
+
+def _other_last(text: str) -> str:
+    """``text`` with a different last character (a forged token or signature)."""
+    return text[:-1] + ("B" if text.endswith("A") else "A")

@@ -30,7 +30,7 @@ def parse_params(header: str) -> dict[str, str]:
             for m in _PARAM.finditer(header)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Challenge:
     realm: str
     nonce: str

@@ -79,7 +79,7 @@ class BitmainConfig(MinerInputConfig, kw_only=True):
             yield ConfigError("conf_timeout", "must be at least 1s")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Settings:
     mode: WorkMode | None = None
     led: LedStatus | None = None

@@ -39,9 +39,6 @@ class WebClient:
         self.timeout = timeout
         self.digest = DigestClient(username, password)
 
-    def url(self, ip: str, path: str) -> str:
-        return f"http://{ip}:{self.port}{path}" if self.port != 80 else f"http://{ip}{path}"
-
     async def request(self, ip: str, method: str, path: str, body: Any = None, *,
                       timeout: float | None = None, write: bool = False) -> bytes:
         """The body of an authorised request (one retry with a fresh challenge on 401)."""

@@ -248,6 +248,13 @@ def as_float(value: Any) -> float | None:
         return value if value - value == 0.0 else None  # NaN and ±inf are not numbers
     if kind is int:
         return float(value)
+    if kind is str:
+        try:  # float() strips the same whitespace str.strip() does
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            return number if number - number == 0.0 else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
