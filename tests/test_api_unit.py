@@ -305,14 +305,14 @@ def test_logins_are_rate_limited_per_address_and_user(tmp_path):
     store.set_password("miner", "s3cret-pass")
     limiter = LoginLimiter(attempts=3, window=60)
     for _ in range(3):
-        assert authenticate_user(store, limiter, "10.0.0.1", "miner", "nope") is None
+        assert authenticate_user(store, limiter, "127.10.0.1", "miner", "nope") is None
     with pytest.raises(TooManyAttempts):
-        authenticate_user(store, limiter, "10.0.0.1", "miner", "s3cret-pass")
+        authenticate_user(store, limiter, "127.10.0.1", "miner", "s3cret-pass")
     # another address, or another user name, is not locked out
-    assert authenticate_user(store, limiter, "10.0.0.2", "miner", "s3cret-pass") is not None
-    assert authenticate_user(store, limiter, "10.0.0.1", "admin", "x") is None
+    assert authenticate_user(store, limiter, "127.10.0.2", "miner", "s3cret-pass") is not None
+    assert authenticate_user(store, limiter, "127.10.0.1", "admin", "x") is None
     # the window slides
-    limiter.check("10.0.0.1", "miner", now=10**9)
+    limiter.check("127.10.0.1", "miner", now=10**9)
 
 
 def test_limiter_memory_is_bounded():

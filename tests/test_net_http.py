@@ -308,9 +308,9 @@ def test_first_of_repeated_headers_and_clear_errors():
 
 
 def test_requests_cannot_be_smuggled_through_text():
-    request = http1.build_request("POST", "10.0.0.1:8080", "/cgi-bin/x.cgi",
+    request = http1.build_request("POST", "127.10.0.1:8080", "/cgi-bin/x.cgi",
                                   {"Authorization": "Digest a=b"}, b"{}")
-    assert request.startswith(b"POST /cgi-bin/x.cgi HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n")
+    assert request.startswith(b"POST /cgi-bin/x.cgi HTTP/1.1\r\nHost: 127.10.0.1:8080\r\n")
     assert b"Connection: close\r\n" in request and request.endswith(b"Content-Length: 2\r\n\r\n{}")
     for bad in ({"path": "/a b"}, {"path": "/a\r\nX: y"}, {"headers": {"X": "a\r\nB: c"}},
                 {"method": "GE T"}, {"path": "a"}):
