@@ -10,7 +10,6 @@ input, no output: the web UI shows the data), and runs the agent with it until C
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from typing import Any
 import tomlkit
 
 from webbo.agent.config import append_table
+from webbo.agent.simulate import spawn, stop
 
 __all__ = ["METER_SERIALS", "demo_config", "start_simulator"]
 
@@ -35,19 +35,11 @@ def start_simulator(miners: int, meters: int, seed: int = 7) -> tuple[subprocess
     extra = {"meters": [{"serial_number": serial, "device_model": "230", "address": i + 1}
                         for i, serial in enumerate(METER_SERIALS)],
              "conf_delay": 1.0, "reboot_seconds": 10.0}
-    command = [sys.executable, "-m", "webbo.agent.cli", "--log-level", "warning", "simulate",
-               "--miners", str(miners), "--base", BASE, "--http-port", str(HTTP_PORT),
-               "--seed", str(seed), "--meters", str(meters),
-               "--faults", "silent=0.02,garbage=0.02,slow=0.02,refuse=0.02",
-               "--quirks", "no_multi=0.1,missing_comma=0.05,strings=0.05",
-               "--extra", json.dumps(extra)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait()
-        raise RuntimeError(f"the simulator exited with {proc.returncode}")
-    return proc, json.loads(line)
+    return spawn("--miners", str(miners), "--base", BASE, "--http-port", str(HTTP_PORT),
+                 "--seed", str(seed), "--meters", str(meters),
+                 "--faults", "silent=0.02,garbage=0.02,slow=0.02,refuse=0.02",
+                 "--quirks", "no_multi=0.1,missing_comma=0.05,strings=0.05",
+                 "--extra", json.dumps(extra))
 
 
 def demo_config(state_dir: Path, farm: dict[str, Any], registry: Any, listen: str) -> str:
@@ -118,11 +110,7 @@ def run_demo(args: Any, registry: Any) -> int:
         args.config = str(config_path)
         return cmd_run(args)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 15)
 
 
 def _meter_tables(meters: list[dict[str, Any]]) -> list[dict[str, Any]]:

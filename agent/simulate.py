@@ -24,6 +24,7 @@ import math
 import os
 import resource
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -35,12 +36,35 @@ from webbo.agent.plugin_types import SimOptions, SimulatorType
 
 log = structlog.get_logger("webbo.simulate")
 
-__all__ = ["Farm", "plan_miners", "raise_file_limit", "start_farm"]
+__all__ = ["Farm", "plan_miners", "raise_file_limit", "spawn", "start_farm", "stop"]
 
 SOCKETS_PER_MINER = 3
 """Budget of listening sockets per simulated miner (RPC + web + a spare for SSH/v3 APIs)."""
 RESERVED_FILES = 2048
 """Files kept free in each process for connections being served."""
+
+
+def spawn(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``webbo simulate ARGS`` in a child process (the demo and the benches keep the simulator
+    off their own event loop and CPU accounting); returns it once every device listens, with
+    the inventory it printed as its first line."""
+    proc = subprocess.Popen([sys.executable, "-m", "webbo.agent.cli", "--log-level", "warning",
+                             "simulate", *args], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the simulator exited with {proc.wait()}")
+    return proc, json.loads(line)
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 60.0) -> None:
+    """SIGTERM (the simulator closes its devices), then SIGKILL after ``timeout``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def raise_file_limit() -> int:

@@ -26,13 +26,12 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
-import sys
 import time
 
 from webbo.agent.log import configure_logging
+from webbo.agent.simulate import spawn, stop
 from webbo.plugins.inputs.mercury.backend import device_config
 from webbo.plugins.inputs.mercury.bus import MeterBuses
 from webbo.plugins.inputs.mercury.config import MercuryConfig
@@ -49,15 +48,9 @@ LABELS = ["230, fast read (3-phase)", "230, grouped reads (3-phase)", "204 (1-ph
 
 def start_meters(baud: int, reply_delay: float) -> tuple[subprocess.Popen, list[dict]]:
     extra = {"meters": METERS, "line_speed": True, "baudrate": baud, "reply_delay": reply_delay}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webbo.agent.cli", "--log-level", "warning", "simulate",
-         "--miners", "0", "--meters", str(len(METERS)), "--families", "mercury",
-         "--extra", json.dumps(extra)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit(f"the simulator failed (exit {proc.wait()})")
-    return proc, json.loads(line)["meters"]
+    proc, farm = spawn("--miners", "0", "--meters", str(len(METERS)), "--families", "mercury",
+                       "--extra", json.dumps(extra))
+    return proc, farm["meters"]
 
 
 def config_of(device: dict, baud: int) -> MercuryConfig:
@@ -135,11 +128,7 @@ def main() -> None:
               f"{r['readings']} readings ({r['per_s']:.2f}/s), {r['failed']} failed")
         print("target: three-phase ≤ 10 exchanges and ≤ 0.5 s per reading")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 10)
 
 
 if __name__ == "__main__":

@@ -19,14 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import multiprocessing
 import os
 import platform
 import resource
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,27 +33,17 @@ from webbo.agent.log import configure_logging
 from webbo.agent.metric import to_lines
 from webbo.agent.plugins import default_registry
 from webbo.agent.runner import Agent
-from webbo.agent.simulate import raise_file_limit
+from webbo.agent.simulate import raise_file_limit, spawn, stop
 
 
 def start_farm(miners: int, base: str, mixed: bool) -> tuple[subprocess.Popen, list[dict]]:
     families = [] if mixed else ["--families", "antminer"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webbo.agent.cli", "--log-level", "warning", "simulate",
-         "--miners", str(miners), "--base", base, "--http-port", "80", "--seed", "1",
-         *families], stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit(f"the simulator failed (exit {proc.wait()})")
-    return proc, json.loads(line)["devices"]
+    proc, farm = spawn("--miners", str(miners), "--base", base, "--http-port", "80",
+                       "--seed", "1", *families)
+    return proc, farm["devices"]
 
 
-def stop_farm(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+stop_farm = stop
 
 
 def config_for(first: str, last: str, state: str) -> str:

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import resource
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -30,18 +27,13 @@ from webbo.agent.config import parse_config
 from webbo.agent.log import configure_logging
 from webbo.agent.plugins import default_registry
 from webbo.agent.runner import Agent
-from webbo.agent.simulate import raise_file_limit
+from webbo.agent.simulate import raise_file_limit, spawn, stop
 
 
 def start_farm(miners: int, base: str) -> tuple[subprocess.Popen, list[dict]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webbo.agent.cli", "--log-level", "warning", "simulate",
-         "--miners", str(miners), "--base", base, "--http-port", "80", "--seed", "1",
-         "--families", "whatsminer"], stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit(f"the simulator failed (exit {proc.wait()})")
-    return proc, json.loads(line)["devices"]
+    proc, farm = spawn("--miners", str(miners), "--base", base, "--http-port", "80",
+                       "--seed", "1", "--families", "whatsminer")
+    return proc, farm["devices"]
 
 
 def cpu() -> float:
@@ -111,11 +103,7 @@ def main() -> None:
         asyncio.run(agent_cycles(devices[0]["ip"], devices[-1]["ip"], len(devices)))
         asyncio.run(pyasic_reads([d["ip"] for d in devices[:args.compare]]))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 if __name__ == "__main__":
