@@ -27,11 +27,11 @@ from pathlib import Path
 import aiohttp
 from poll import start_farm, stop_farm  # the same farm as the poll benchmark
 
-from webbo.agent.config import load_config
-from webbo.agent.log import configure_logging
-from webbo.agent.plugins import default_registry
-from webbo.agent.runner import Agent
-from webbo.agent.simulate import raise_file_limit
+from webbo.agent.cli.simulate import raise_file_limit
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import load_config
+from webbo.agent.core.log import configure_logging
+from webbo.agent.core.plugins import default_registry
 from webbo.web.auth import create_api_key
 from webbo.web.server import WebServer
 

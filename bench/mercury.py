@@ -30,8 +30,8 @@ import statistics
 import subprocess
 import time
 
-from webbo.agent.log import configure_logging
-from webbo.agent.simulate import spawn, stop
+from webbo.agent.cli.simulate import spawn, stop
+from webbo.agent.core.log import configure_logging
 from webbo.plugins.inputs.mercury.backend import device_config
 from webbo.plugins.inputs.mercury.bus import MeterBuses
 from webbo.plugins.inputs.mercury.config import MercuryConfig

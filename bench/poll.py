@@ -28,12 +28,12 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from webbo.agent.config import parse_config
-from webbo.agent.log import configure_logging
-from webbo.agent.metric import to_lines
-from webbo.agent.plugins import default_registry
-from webbo.agent.runner import Agent
-from webbo.agent.simulate import raise_file_limit, spawn, stop
+from webbo.agent.cli.simulate import raise_file_limit, spawn, stop
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import parse_config
+from webbo.agent.core.log import configure_logging
+from webbo.agent.core.metric import to_lines
+from webbo.agent.core.plugins import default_registry
 
 
 def start_farm(miners: int, base: str, mixed: bool) -> tuple[subprocess.Popen, list[dict]]:

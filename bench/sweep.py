@@ -24,12 +24,12 @@ import sys
 import tempfile
 import time
 
-from webbo.agent.config import parse_config
-from webbo.agent.log import configure_logging
-from webbo.agent.plugin_types import SimOptions
-from webbo.agent.plugins import default_registry
-from webbo.agent.runner import Agent
-from webbo.agent.simulate import raise_file_limit
+from webbo.agent.cli.simulate import raise_file_limit
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import parse_config
+from webbo.agent.core.contract import SimOptions
+from webbo.agent.core.log import configure_logging
+from webbo.agent.core.plugins import default_registry
 
 
 def start_scattered(prefix: str, share: float, seed: int) -> tuple[subprocess.Popen, list[str]]:
@@ -37,7 +37,7 @@ def start_scattered(prefix: str, share: float, seed: int) -> tuple[subprocess.Po
     count = round(65536 * share)
     addresses = sorted(rng.sample(range(1, 65535), count))
     ips = [f"{prefix}.{a >> 8}.{a & 255}" for a in addresses]
-    proc = subprocess.Popen([sys.executable, "-m", "webbo.agent.simulate", "--shard"],
+    proc = subprocess.Popen([sys.executable, "-m", "webbo.agent.cli.simulate", "--shard"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     options = SimOptions(seed=seed, http_port=8080)
     spec = {"plan": [["antminer", ips]], "options": {

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from api_helpers import config_text, stack
 from ui_helpers import PASSWORD, fake_devices, fill, login
 
-from webbo.agent.history import MinerHistory
-from webbo.agent.plugins import default_registry
+from webbo.agent.core.plugins import default_registry
+from webbo.agent.fleet.history import MinerHistory
 
 CALLS = [
     ("table, default page", "/ui/miners/rows", {}),

@@ -23,11 +23,11 @@ import tempfile
 import time
 import warnings
 
-from webbo.agent.config import parse_config
-from webbo.agent.log import configure_logging
-from webbo.agent.plugins import default_registry
-from webbo.agent.runner import Agent
-from webbo.agent.simulate import raise_file_limit, spawn, stop
+from webbo.agent.cli.simulate import raise_file_limit, spawn, stop
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import parse_config
+from webbo.agent.core.log import configure_logging
+from webbo.agent.core.plugins import default_registry
 
 
 def start_farm(miners: int, base: str) -> tuple[subprocess.Popen, list[dict]]:
@@ -51,7 +51,7 @@ async def agent_cycles(first: str, last: str, miners: int) -> None:
         f'[[network.ip_range_groups.ip_ranges]]\nfirst = "{first}"\nlast = "{last}"\n'
         f"[[inputs.whatsminer]]\n", registry)
     agent = Agent(registry, config)
-    from webbo.agent.discovery import fleet_inputs
+    from webbo.agent.fleet.discovery import fleet_inputs
 
     fleet_inputs(agent, config)
     fleet = agent.services["miners"]

@@ -14,10 +14,10 @@ from typing import Any
 
 import aiohttp
 
-from webbo.agent.config import load_config
-from webbo.agent.plugin_types import SimOptions
-from webbo.agent.plugins import PluginRegistry
-from webbo.agent.runner import Agent
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import load_config
+from webbo.agent.core.contract import SimOptions
+from webbo.agent.core.plugins import PluginRegistry
 from webbo.web.auth import create_api_key
 from webbo.web.server import WebServer
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import plugins_for_tests
 from servers import InfluxDB1, VictoriaMetrics, servers_available
 
-from webbo.agent.plugins import PluginRegistry, default_registry
+from webbo.agent.core.plugins import PluginRegistry, default_registry
 
 _db_names = itertools.count()
 

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from webbo.agent.config import parse_config
-from webbo.agent.discovery import MinerFleet
-from webbo.agent.plugin_types import ControlRequest, SimOptions
-from webbo.agent.runner import Agent
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import parse_config
+from webbo.agent.core.contract import ControlRequest, SimOptions
+from webbo.agent.fleet.discovery import MinerFleet
 
 # 127.3.0.0/16 belongs to these tests (issue 3); each test takes its own /24.
 _blocks = itertools.count((os.getpid() * 7) % 200 + 1)

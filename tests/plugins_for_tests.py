@@ -8,10 +8,10 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from webbo.agent.config import Duration, InputConfig, OutputConfig
-from webbo.agent.hookspecs import hookimpl
-from webbo.agent.metric import Metric
-from webbo.agent.plugin_types import Accumulator, InputType, OutputType, PluginContext
+from webbo.agent.core.config import Duration, InputConfig, OutputConfig
+from webbo.agent.core.contract import Accumulator, InputType, OutputType, PluginContext
+from webbo.agent.core.hookspecs import hookimpl
+from webbo.agent.core.metric import Metric
 
 
 class CounterConfig(InputConfig):

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from api_helpers import MANUAL_POOLS, Stack, config_text, stack, start_sims
 
-from webbo.agent.plugins import PluginRegistry, default_registry
+from webbo.agent.core.plugins import PluginRegistry, default_registry
 from webbo.web.api.core import METHODS
 from webbo.web.auth import create_api_key
 
@@ -565,7 +565,7 @@ async def test_serial_methods_without_meter_support_say_so(tmp_path):
 async def test_serial_methods_with_a_simulated_meter_at_its_factory_address(tmp_path):
     """The manual's add/get/delete bodies, plus ``address``: a Mercury 230 on a pty at bus
     address 98 (its factory address) can be added through the API."""
-    from webbo.agent.plugin_types import SimOptions
+    from webbo.agent.core.contract import SimOptions
 
     registry = default_registry()
     meter = {"serial_number": "47457598-22", "device_model": "230", "address": 98}

@@ -8,9 +8,9 @@ import pytest
 import pytest_asyncio
 from api_helpers import Stack, config_text, stack, start_sims
 
-from webbo.agent.net import int_to_ip, ip_to_int
-from webbo.agent.plugins import default_registry
-from webbo.agent.simulate import raise_file_limit
+from webbo.agent.cli.simulate import raise_file_limit
+from webbo.agent.core.plugins import default_registry
+from webbo.agent.fleet.net import int_to_ip, ip_to_int
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 

@@ -197,8 +197,8 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
 async def test_a_reload_that_changes_listen_moves_the_server(tmp_path, registry):
     import aiohttp
 
-    from webbo.agent.config import load_config
-    from webbo.agent.runner import Agent as RunningAgent
+    from webbo.agent.core.agent import Agent as RunningAgent
+    from webbo.agent.core.config import load_config
     from webbo.web.server import WebServer
 
     first, second = free_port(), free_port()
@@ -228,8 +228,8 @@ async def test_a_bug_is_a_500_in_the_envelope(tmp_path, registry):
     import aiohttp
     from litestar import post
 
-    from webbo.agent.config import load_config
-    from webbo.agent.runner import Agent as RunningAgent
+    from webbo.agent.core.agent import Agent as RunningAgent
+    from webbo.agent.core.config import load_config
     from webbo.web.app import create_app
     from webbo.web.server import WebServer
 

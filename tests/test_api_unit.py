@@ -14,8 +14,8 @@ from api_helpers import MANUAL_POOLS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webbo.agent.config import IPRange, IPRangeGroup, NetworkSection
-from webbo.agent.control import (
+from webbo.agent.core.config import IPRange, IPRangeGroup, NetworkSection
+from webbo.agent.fleet.control import (
     AuditLog,
     PoolSpec,
     Selector,
@@ -25,7 +25,7 @@ from webbo.agent.control import (
     select,
     worker_with_suffix,
 )
-from webbo.agent.inventory import Device
+from webbo.agent.fleet.inventory import Device
 from webbo.web.api.core import METHODS, ApiError, decode_params
 from webbo.web.api.schemas import MinersParams, SetPoolsParams
 from webbo.web.auth import (
@@ -112,7 +112,7 @@ def test_selectors_resolve_by_mac_range_and_ids():
     Selector(ip_range=("10.30.0.9", "10.30.0.1")),
 ])
 def test_unresolvable_selectors_are_errors(selector):
-    from webbo.agent.control import SelectionError
+    from webbo.agent.fleet.control import SelectionError
 
     with pytest.raises(SelectionError):
         select(DEVICES, NETWORK, selector)

@@ -7,8 +7,8 @@ import msgspec
 import pytest
 from minerfarm import block, config_text, control, family, make_agent, sweep
 
-from webbo.agent.errors import DeviceError
-from webbo.agent.miner import normalise_mac
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.model import normalise_mac
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -123,8 +123,8 @@ async def test_credentials_per_range_and_a_wrong_password(registry, tmp_path):
                  'password = "${RACK2_PASSWORD}"\n')
         text = config_text(f"{net}1", f"{net}40", tmp_path, extra_inputs=extra,
                            second_range=(f"{net}41", f"{net}80"))
-        from webbo.agent.config import parse_config
-        from webbo.agent.runner import Agent
+        from webbo.agent.core.agent import Agent
+        from webbo.agent.core.config import parse_config
 
         agent = Agent(registry, parse_config(text, registry, env={"RACK2_PASSWORD": "s3cret"}))
         fleet = await sweep(agent)

@@ -8,11 +8,11 @@ import asyncio
 import pytest
 from minerfarm import block, config_text, control, family, make_agent, sweep, wait_for
 
-from webbo.agent.errors import DeviceError
-from webbo.agent.miner import normalise_mac
-from webbo.agent.net import Net
-from webbo.plugins.inputs.cgminer import rpc
-from webbo.plugins.inputs.cgminer.simserver import QUIRKS
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.model import normalise_mac
+from webbo.agent.fleet.net import Net
+from webbo.plugins.common.rpc4028 import client as rpc
+from webbo.plugins.common.rpc4028.sim_server import QUIRKS
 
 pytestmark = pytest.mark.timeout(180)
 

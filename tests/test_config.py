@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from webbo.agent.config import (
+from webbo.agent.core.config import (
     ConfigError,
     Duration,
     edit_config,
@@ -138,7 +138,7 @@ def test_uuids_are_generated_stable_and_written_back(tmp_path, registry):
     assert first.generated_uuids
     gid = first.network.ip_range_groups[0].uuid
     assert gid == again.network.ip_range_groups[0].uuid
-    from webbo.agent.config import persist_generated_uuids
+    from webbo.agent.core.config import persist_generated_uuids
     persist_generated_uuids(first, registry)
     text = path.read_text()
     assert gid in text and "# the big one" in text and "# my farm" in text

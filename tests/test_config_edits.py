@@ -6,7 +6,7 @@ from pathlib import Path
 
 import tomlkit
 
-from webbo.agent.config import append_table, remove_tables, set_table_array
+from webbo.agent.core.config import append_table, remove_tables, set_table_array
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,10 +10,10 @@ import json
 import pytest
 from minerfarm import block, config_text, family, make_agent, sweep
 
-from webbo.agent.config import ConfigError, parse_config
-from webbo.agent.discovery import MinerFleet
-from webbo.agent.inventory import Inventory
-from webbo.agent.miner import normalise_mac
+from webbo.agent.core.config import ConfigError, parse_config
+from webbo.agent.fleet.discovery import MinerFleet
+from webbo.agent.fleet.inventory import Inventory
+from webbo.agent.fleet.model import normalise_mac
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -73,7 +73,7 @@ async def test_dhcp_move_keeps_one_device_and_restart_keeps_inventory(registry, 
         await fleet.close()
     # the same miner (same seed and address → same MAC) comes back at another address:
     # a simulator at .50 with the identity of .10
-    from webbo.plugins.inputs.bitmain_http import simulator
+    from webbo.plugins.inputs.bitmain_http.sim import antminer as simulator
 
     async with family(registry, "antminer", [f"{net}50"], seed=5) as moved:
         moved.sims[0].mac = sim.devices[0]["mac"]

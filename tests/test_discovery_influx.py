@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from minerfarm import block, config_text, family, make_agent
 
-from webbo.agent.miner import normalise_mac
+from webbo.agent.fleet.model import normalise_mac
 
 pytestmark = pytest.mark.timeout(240)
 

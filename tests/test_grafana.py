@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from minerfarm import family, make_agent
 
-from webbo.agent.plugin_types import SimOptions
+from webbo.agent.core.contract import SimOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "contrib" / "grafana" / "webbo-farm.json"

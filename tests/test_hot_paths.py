@@ -9,10 +9,10 @@ import gc
 
 import pytest
 
-from webbo.agent.discovery import YOUNG_GC_THRESHOLD, roomier_young_generation
-from webbo.agent.inventory import Device
-from webbo.agent.metric import Metric
-from webbo.agent.miner import (
+from webbo.agent.core.metric import Metric
+from webbo.agent.fleet.discovery import YOUNG_GC_THRESHOLD, roomier_young_generation
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.model import (
     BoardReading,
     ErrorCode,
     LedStatus,
@@ -22,8 +22,8 @@ from webbo.agent.miner import (
     failure_metric,
     reading_metrics,
 )
-from webbo.agent.net import _Slots
-from webbo.plugins.inputs.cgminer.rpc import as_float, as_int
+from webbo.agent.fleet.net import _Slots
+from webbo.plugins.common.rpc4028.client import as_float, as_int
 
 GOLDEN = [
     'miner,group=room\\ 1,mac=aa:bb:cc:00:11:22,make=Antminer,model=Antminer\\ S21,range=rack\\,2 '

@@ -1,23 +1,30 @@
-"""The distribution lists every package, and every plugin folder documents itself."""
+"""The distribution finds every package, and every plugin folder documents itself."""
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOTS = {"agent": "webbo.agent", "plugins": "webbo.plugins", "web": "webbo.web"}
 
 
-def test_every_package_is_listed_in_pyproject():
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "packages"])
-    found = set()
+def test_every_code_folder_is_a_package_the_build_finds():
+    """The build backend finds packages by their ``__init__.py``: a folder of modules without
+    one would be left out of the wheel while an editable install still imported it."""
+    sys.path.insert(0, str(ROOT / "contrib" / "build"))
+    try:
+        from webbo_build import packages
+    finally:
+        sys.path.pop(0)
+    found = set(packages(ROOT))
     for folder, name in ROOTS.items():
-        for init in (ROOT / folder).rglob("__init__.py"):
-            rel = init.parent.relative_to(ROOT / folder)
-            found.add(".".join([name, *rel.parts]) if rel.parts else name)
-    assert found == listed, {"missing": found - listed, "extra": listed - found}
+        for module in (ROOT / folder).rglob("*.py"):
+            rel = module.parent.relative_to(ROOT / folder)
+            if "__pycache__" in rel.parts or any(p.startswith(".") for p in rel.parts):
+                continue
+            package = ".".join([name, *rel.parts])
+            assert package in found, f"{module.parent} holds modules but no __init__.py"
 
 
 def test_every_plugin_folder_has_readme_and_sample():

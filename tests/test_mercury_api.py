@@ -11,10 +11,10 @@ import pytest
 import serial
 from api_helpers import stack
 
-from webbo.agent.plugin_types import SimOptions
-from webbo.plugins.inputs.mercury import simulator
+from webbo.agent.core.contract import SimOptions
 from webbo.plugins.inputs.mercury.backend import MercuryBackend
 from webbo.plugins.inputs.mercury.bus import buses_of
+from webbo.plugins.inputs.mercury.sim import bus as simulator
 
 MANUAL_DEVICE = {"port": "/dev/ttyACM0", "device_model": "230", "serial_number": "43099131-20"}
 

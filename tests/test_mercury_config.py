@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webbo.agent.config import ConfigError, load_config, parse_config
+from webbo.agent.core.config import ConfigError, load_config, parse_config
 from webbo.plugins.inputs.mercury.backend import device_config
 
 ROOT = Path(__file__).resolve().parent.parent

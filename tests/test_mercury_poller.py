@@ -13,14 +13,14 @@ from pathlib import Path
 import plugins_for_tests
 import pytest
 
-from webbo.agent.config import load_config, to_json
-from webbo.agent.metric import Metric
-from webbo.agent.plugin_types import SimOptions
-from webbo.agent.runner import Agent
-from webbo.plugins.inputs.mercury import simulator
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import load_config, to_json
+from webbo.agent.core.contract import SimOptions
+from webbo.agent.core.metric import Metric
 from webbo.plugins.inputs.mercury.backend import device_config
 from webbo.plugins.inputs.mercury.bus import MeterBuses, buses_of
 from webbo.plugins.inputs.mercury.link import NoAnswer
+from webbo.plugins.inputs.mercury.sim import bus as simulator
 
 DEMO = [{"serial_number": "32297700-17", "device_model": "230", "address": 1},
         {"serial_number": "43099131-20", "device_model": "230", "address": 131},

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from webbo.plugins.inputs.mercury import protocol as p
 from webbo.plugins.inputs.mercury.config import PortSettings
 from webbo.plugins.inputs.mercury.link import SerialLink
-from webbo.plugins.inputs.mercury.simmeter import MeterSpec, SimMeter
-from webbo.plugins.inputs.mercury.simulator import request_length
+from webbo.plugins.inputs.mercury.sim.bus import request_length
+from webbo.plugins.inputs.mercury.sim.meter import MeterSpec, SimMeter
 
 
 def hx(text: str) -> bytes:

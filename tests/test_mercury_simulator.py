@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from webbo.agent.plugin_types import SimOptions
+from webbo.agent.core.contract import SimOptions
 from webbo.plugins.inputs.mercury import protocol as p
-from webbo.plugins.inputs.mercury import simulator
-from webbo.plugins.inputs.mercury.simmeter import MeterSpec, SimMeter
+from webbo.plugins.inputs.mercury.sim import bus as simulator
+from webbo.plugins.inputs.mercury.sim.meter import MeterSpec, SimMeter
 
 
 def hx(text: str) -> bytes:

@@ -13,9 +13,9 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webbo.agent.config import Config
-from webbo.agent.metric import Metric, UInt, to_lines
-from webbo.agent.plugin_types import PluginContext
+from webbo.agent.core.config import Config
+from webbo.agent.core.contract import PluginContext
+from webbo.agent.core.metric import Metric, UInt, to_lines
 from webbo.plugins.outputs.influxdb import InfluxDBConfig, InfluxDBOutput
 
 

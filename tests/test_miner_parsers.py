@@ -8,12 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webbo.agent.miner import normalise_mac
-from webbo.agent.scan import parse_target
+from webbo.agent.fleet.model import normalise_mac
+from webbo.agent.fleet.scan import parse_target
+from webbo.plugins.common.rpc4028 import client as rpc
+from webbo.plugins.common.rpc4028.sim_server import QUIRKS, RpcDevice
 from webbo.plugins.inputs.bitmain_http.control import browser_conf, pools_of
 from webbo.plugins.inputs.bitmain_http.digest import DigestServer, parse_challenge, parse_params
 from webbo.plugins.inputs.bitmain_http.driver import reading_from_cgi, work_mode_of
-from webbo.plugins.inputs.cgminer import rpc
 from webbo.plugins.inputs.cgminer.driver import model_of, reading_from
 from webbo.plugins.inputs.cgminer.parse import (
     parse_bmminer_stats,
@@ -21,7 +22,6 @@ from webbo.plugins.inputs.cgminer.parse import (
     parse_pools,
     parse_summary,
 )
-from webbo.plugins.inputs.cgminer.simserver import QUIRKS, RpcDevice
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -134,8 +134,8 @@ def test_bad_scan_targets(text):
     st.none() | st.text(max_size=30)))
 def test_simulated_rpc_servers_never_crash(raw):
     """The simulators parse requests too: any bytes get a cgminer answer, never an exception."""
-    from webbo.plugins.inputs.bitmain_http.simulator import MODELS, SimAntminer
-    from webbo.plugins.inputs.cgminer.simulator import GenericCgminer
+    from webbo.plugins.inputs.bitmain_http.sim.antminer import MODELS, SimAntminer
+    from webbo.plugins.inputs.cgminer.sim.device import GenericCgminer
 
     for device in (SimAntminer("127.0.0.1", MODELS["Antminer S21"], seed=1),
                    GenericCgminer("127.0.0.2", "avalon", seed=1)):

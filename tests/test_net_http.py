@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webbo.agent import http1
-from webbo.agent.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.net import DeviceTimeout, DeviceUnreachable, Net, nul_terminated
+from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
+from webbo.agent.fleet import http1
+from webbo.agent.fleet.net import DeviceTimeout, DeviceUnreachable, Net, nul_terminated
 from webbo.plugins.inputs.bitmain_http.web import WebClient, get_root
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,14 +8,14 @@ import time
 import pytest
 from servers import InfluxDB1, free_port
 
-from webbo.agent.config import load_config
-from webbo.agent.errors import (
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import load_config
+from webbo.agent.core.errors import (
     BatchTooLargeError,
     PermanentWriteError,
     RetryableWriteError,
     error_for_status,
 )
-from webbo.agent.runner import Agent
 
 
 def write(tmp_path, text):

@@ -10,8 +10,8 @@ import time
 import pytest
 from plugins_for_tests import MemoryOutput, SlowInput
 
-from webbo.agent.config import ConfigError, load_config
-from webbo.agent.runner import Agent
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import ConfigError, load_config
 
 BASE = """
 [agent]
@@ -202,8 +202,8 @@ name = "out"
 
 
 async def test_buffer_overflow_drops_oldest_and_counts(tmp_path, registry):
-    from webbo.agent.buffer import MetricBuffer
-    from webbo.agent.metric import Metric
+    from webbo.agent.core.buffer import MetricBuffer
+    from webbo.agent.core.metric import Metric
 
     buffer = MetricBuffer(3)
     for i in range(5):

@@ -13,10 +13,10 @@ import sys
 import pytest
 from minerfarm import block
 
-from webbo.agent.net import Net
-from webbo.agent.plugin_types import SimOptions, SimulatorType
-from webbo.agent.simulate import addresses_from, plan_miners, start_farm
-from webbo.plugins.inputs.cgminer import rpc
+from webbo.agent.cli.simulate import addresses_from, plan_miners, start_farm
+from webbo.agent.core.contract import SimOptions, SimulatorType
+from webbo.agent.fleet.net import Net
+from webbo.plugins.common.rpc4028 import client as rpc
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -69,7 +69,7 @@ def test_simulate_cli_prints_inventory_once_ready_and_stops_on_sigterm():
         assert {"ip", "mac", "make", "model"} <= set(devices[0])
         assert [d["ip"] for d in devices] == [f"{net}{i}" for i in range(1, 13)]
         families = {d["family"] for d in devices}
-        from webbo.agent.plugins import default_registry
+        from webbo.agent.core.plugins import default_registry
 
         installed = {n for n, s in default_registry().simulators.items() if s.kind == "miner"}
         assert "antminer" in families and families <= installed
@@ -145,8 +145,8 @@ async def test_meters_zero_opens_no_pty(registry):
 
 
 def test_demo_config_covers_the_farm_in_two_groups(registry, tmp_path):
-    from webbo.agent.config import parse_config
-    from webbo.agent.demo import demo_config
+    from webbo.agent.cli.demo import demo_config
+    from webbo.agent.core.config import parse_config
 
     devices = [{"ip": f"127.77.0.{i}"} for i in range(1, 61)]
     meters = [{"port": "/dev/pts/9", "serial_number": s, "device_model": "230", "address": i}

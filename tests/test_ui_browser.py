@@ -25,8 +25,8 @@ from api_helpers import config_text, stack, start_sims
 from playwright import async_api as playwright_api
 from ui_helpers import CHROMIUM, CHROMIUM_ARGS, PASSWORD, SCREENSHOTS
 
-from webbo.agent.plugin_types import SimOptions
-from webbo.agent.plugins import default_registry
+from webbo.agent.core.contract import SimOptions
+from webbo.agent.core.plugins import default_registry
 
 pytestmark = pytest.mark.slow
 HAVE_CHROMIUM = os.path.exists(CHROMIUM)

@@ -17,7 +17,7 @@ from api_helpers import Stack, config_text, stack
 from ui_helpers import PASSWORD, fake_devices, fill, login, page_token, token_in
 from yarl import URL
 
-from webbo.agent.plugins import default_registry
+from webbo.agent.core.plugins import default_registry
 from webbo.web.ui.fleet_view import MinerQuery, select
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ui_helpers import fake_devices
 
-from webbo.agent.config import ConfigError, ConfigErrors
-from webbo.agent.history import MinerHistory
+from webbo.agent.core.config import ConfigError, ConfigErrors
+from webbo.agent.fleet.history import MinerHistory
 from webbo.web.state import StateStore
 from webbo.web.ui.chart import chart_svg, nice_ticks
 from webbo.web.ui.fleet_view import SORTS, MinerQuery, run_query, select
@@ -61,7 +61,7 @@ async def test_the_fleet_records_a_point_after_each_successful_poll(tmp_path):
     replaces) the newest point; a failed poll adds nothing."""
     from minerfarm import block, config_text, family, make_agent, sweep
 
-    from webbo.agent.plugins import default_registry
+    from webbo.agent.core.plugins import default_registry
 
     registry = default_registry()
     ip = block() + "7"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from whatsminer_support import running
 
-from webbo.agent.config import load_config
-from webbo.agent.plugin_types import Action, ControlRequest
-from webbo.agent.runner import Agent
+from webbo.agent.core.agent import Agent
+from webbo.agent.core.config import load_config
+from webbo.agent.core.contract import Action, ControlRequest
 
 
 def _range(name: str, ips: list[str], extra: int) -> str:

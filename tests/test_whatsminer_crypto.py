@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webbo.agent.config import ConfigError, parse_config
-from webbo.agent.errors import DeviceError
-from webbo.agent.miner import Reading
-from webbo.plugins.inputs.cgminer.rpc import GarbledReply
+from webbo.agent.core.config import ConfigError, parse_config
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.model import Reading
+from webbo.plugins.common.rpc4028.client import GarbledReply
 from webbo.plugins.inputs.whatsminer.api_v2 import V2Api
 from webbo.plugins.inputs.whatsminer.commands import COMMANDS, parse_command
 from webbo.plugins.inputs.whatsminer.crypto import (

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from whatsminer_support import identify, known, make_driver, running
 
-from webbo.agent.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.inventory import Device
-from webbo.agent.miner import LedStatus, WorkMode
-from webbo.agent.net import DeviceTimeout, DeviceUnreachable
-from webbo.agent.plugin_types import Action, ControlRequest
+from webbo.agent.core.contract import Action, ControlRequest
+from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.model import LedStatus, WorkMode
+from webbo.agent.fleet.net import DeviceTimeout, DeviceUnreachable
+from webbo.plugins.common.rpc4028.client import GarbledReply
 from webbo.plugins.inputs import whatsminer as plugin
-from webbo.plugins.inputs.cgminer.rpc import GarbledReply
 from webbo.plugins.inputs.whatsminer.errors import (
     NotAllowed,
     TokenLimit,

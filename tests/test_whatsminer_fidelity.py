@@ -14,7 +14,7 @@ import pytest
 from whatsminer import WhatsminerAccessToken, WhatsminerAPI
 from whatsminer_support import known, make_driver, running
 
-from webbo.agent.plugin_types import Action, ControlRequest
+from webbo.agent.core.contract import Action, ControlRequest
 
 # The whatsminer package is old: it calls passlib the deprecated way.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -10,8 +10,8 @@ import time
 import pytest
 from whatsminer_support import running
 
-from webbo.agent.plugin_types import SimOptions
-from webbo.plugins.inputs.cgminer import rpc
+from webbo.agent.core.contract import SimOptions
+from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.inputs.whatsminer import sim
 from webbo.plugins.inputs.whatsminer.crypto import (
     v2_decrypt,

@@ -12,8 +12,15 @@ from typing import Any
 
 import aiohttp
 
-from webbo.agent.inventory import Device
-from webbo.agent.miner import BoardReading, ErrorCode, LedStatus, PoolReading, Reading, WorkMode
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.model import (
+    BoardReading,
+    ErrorCode,
+    LedStatus,
+    PoolReading,
+    Reading,
+    WorkMode,
+)
 
 PASSWORD = "correct horse battery"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"

@@ -17,10 +17,10 @@ from typing import Any
 
 import structlog
 
-from webbo.agent.inventory import Device
-from webbo.agent.miner import Identity
-from webbo.agent.net import Net, Probe
-from webbo.agent.plugin_types import PluginContext, SimOptions
+from webbo.agent.core.contract import PluginContext, SimOptions
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.model import Identity
+from webbo.agent.fleet.net import Net, Probe
 from webbo.plugins.inputs.whatsminer import sim
 from webbo.plugins.inputs.whatsminer.config import WhatsminerConfig
 from webbo.plugins.inputs.whatsminer.driver import WhatsminerDriver

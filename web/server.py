@@ -21,8 +21,8 @@ import structlog
 import uvicorn
 from litestar import Litestar
 
-from webbo.agent.config import Config
-from webbo.agent.control import Controller
+from webbo.agent.core.config import Config
+from webbo.agent.fleet.control import Controller
 from webbo.web.app import create_app
 from webbo.web.state import DEFAULT_USER, StateStore
 

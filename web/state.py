@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.config import write_atomically
+from webbo.agent.core.config import write_atomically
 
 __all__ = ["ApiKeyRecord", "StateData", "StateStore", "UserRecord"]
 

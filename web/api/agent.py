@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.config import to_json
+from webbo.agent.core.config import to_json
 from webbo.web.api.core import METHODS, Call
 from webbo.web.api.schemas import NoParams
 

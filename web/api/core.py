@@ -34,8 +34,8 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 
-from webbo.agent.config import ConfigError
-from webbo.agent.control import Controller, SelectionError, Task
+from webbo.agent.core.config import ConfigError
+from webbo.agent.fleet.control import Controller, SelectionError, Task
 from webbo.web.api.schemas import HINTS, PATTERN_NAMES
 from webbo.web.auth import Principal, verify_api_key
 from webbo.web.state import StateStore

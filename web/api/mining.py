@@ -6,8 +6,8 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.control import by_ip, network_items, network_payload
-from webbo.agent.plugin_types import Action
+from webbo.agent.core.contract import Action
+from webbo.agent.fleet.control import by_ip, network_items, network_payload
 from webbo.web.api.core import METHODS, Call
 from webbo.web.api.schemas import (
     DeviceResults,

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from webbo.agent.control import PoolSpec, Selector
-from webbo.agent.miner import Reading
+from webbo.agent.fleet.control import PoolSpec, Selector
+from webbo.agent.fleet.model import Reading
 
 MAC_PATTERN = r"^[0-9a-f]{2}(?:\:[0-9a-f]{2}){5}$"
 IPV4_PATTERN = (r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}"

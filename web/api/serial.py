@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.control import TaskFailed
-from webbo.agent.plugin_types import SerialBackend
+from webbo.agent.core.contract import SerialBackend
+from webbo.agent.fleet.control import TaskFailed
 from webbo.web.api.core import METHODS, ApiError, Call
 from webbo.web.api.schemas import (
     AddDeviceParams,

@@ -1,7 +1,7 @@
 """The miner page's chart, drawn here as inline SVG (no chart library, nothing to download).
 
 Hashrate (TH/s, left axis) and the hottest board and chip temperatures (°C, right axis) over
-the points the agent keeps in memory (:mod:`webbo.agent.history`). A missing value breaks the
+the points the agent keeps in memory (:mod:`webbo.agent.fleet.history`). A missing value breaks the
 line rather than drawing a false zero; the expected hashrate is a dashed reference line.
 Colours come from CSS classes (the page's Content-Security-Policy forbids inline styles).
 """
@@ -15,7 +15,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from webbo.agent.history import Point
+from webbo.agent.fleet.history import Point
 
 __all__ = ["chart_svg", "nice_ticks"]
 

@@ -1,6 +1,6 @@
 """The Miners table's query: search, filters, sort and pages over the inventory, server-side.
 
-It works on the inventory's :class:`~webbo.agent.inventory.Device` objects directly (no copies):
+It works on the inventory's :class:`~webbo.agent.fleet.inventory.Device` objects directly (no copies):
 filtering and sorting 10,000 miners is a few passes of cheap key functions, and only the page
 being shown is turned into row dicts for the template. The same query drives the rack map and
 "select every miner that matches" in the actions, so what the operator sees is what is acted on.
@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webbo.agent.inventory import STATES, Device
-from webbo.agent.net import ip_to_int
+from webbo.agent.fleet.inventory import STATES, Device
+from webbo.agent.fleet.net import ip_to_int
 
 __all__ = ["PAGE_SIZES", "SORTS", "MinerQuery", "Page", "hottest", "ratio", "run_query"]
 

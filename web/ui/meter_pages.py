@@ -16,7 +16,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 
-from webbo.agent.control import Controller, TaskStatus
+from webbo.agent.fleet.control import Controller, TaskStatus
 from webbo.web.api.schemas import DeviceModel
 from webbo.web.ui.common import agent_of, principal, redirect
 from webbo.web.ui.i18n import translator

@@ -2,7 +2,7 @@
 
 Live parts are re-rendered by the server (the same Jinja templates as the first load) and
 fetched by the pages' small scripts: ``/ui/miners/rows`` answers the table's parts as JSON,
-the other ``/ui/...`` fragments are HTML. Actions start :class:`~webbo.agent.control.Controller`
+the other ``/ui/...`` fragments are HTML. Actions start :class:`~webbo.agent.fleet.control.Controller`
 tasks exactly as the API's methods do (same selection, same audit log, results keyed by MAC);
 the page then follows the task through ``/ui/tasks/{id}`` without consuming it.
 """
@@ -19,9 +19,9 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 
-from webbo.agent.control import Controller, PoolSpec, SelectionError, Selector, TaskStatus
-from webbo.agent.inventory import Device
-from webbo.agent.plugin_types import Action
+from webbo.agent.core.contract import Action
+from webbo.agent.fleet.control import Controller, PoolSpec, SelectionError, Selector, TaskStatus
+from webbo.agent.fleet.inventory import Device
 from webbo.web.ui.chart import chart_svg
 from webbo.web.ui.common import agent_of, json, principal
 from webbo.web.ui.fleet_view import PAGE_SIZES, MinerQuery, hottest, ratio, run_query, select

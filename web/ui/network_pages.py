@@ -3,7 +3,7 @@
 The ranges editor works as the manual describes, button by button, without needing a script:
 "Add group", "Delete group", "Add range", "Delete range" post the form and get it back changed
 (nothing is saved until "Save"), so what was typed is never lost. "Save" validates the whole
-Network the way the API's set-network does (the same :class:`~webbo.agent.control.Controller`
+Network the way the API's set-network does (the same :class:`~webbo.agent.fleet.control.Controller`
 edit through ``set_table_array``, the same audit entry) and puts each error next to its field.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 
-from webbo.agent.config import ConfigError
-from webbo.agent.control import Controller, TaskStatus, network_payload
+from webbo.agent.core.config import ConfigError
+from webbo.agent.fleet.control import Controller, TaskStatus, network_payload
 from webbo.web.ui.common import agent_of, principal, redirect
 from webbo.web.ui.i18n import translator
 from webbo.web.ui.render import ctx, html

@@ -12,10 +12,10 @@ import asyncio
 import time
 from typing import Any
 
-from webbo.agent.errors import DeviceError
-from webbo.agent.inventory import Device
-from webbo.agent.miner import LedStatus, WorkMode
-from webbo.agent.plugin_types import Action
+from webbo.agent.core.contract import Action
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.model import LedStatus, WorkMode
 from webbo.plugins.inputs.bitmain_http.driver import (
     MODE_TO_VALUE,
     BitmainDriver,

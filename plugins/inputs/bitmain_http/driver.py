@@ -19,10 +19,11 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from webbo.agent.config import ConfigError, Duration, MinerInputConfig
-from webbo.agent.errors import DeviceError
-from webbo.agent.inventory import Device
-from webbo.agent.miner import (
+from webbo.agent.core.config import ConfigError, Duration, MinerInputConfig
+from webbo.agent.core.contract import PluginContext
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.model import (
     BoardReading,
     ErrorCode,
     Identity,
@@ -32,10 +33,9 @@ from webbo.agent.miner import (
     WorkMode,
     normalise_mac,
 )
-from webbo.agent.net import DeviceUnreachable, Net, Probe
-from webbo.agent.plugin_types import PluginContext
+from webbo.agent.fleet.net import DeviceUnreachable, Net, Probe
+from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.inputs.bitmain_http.web import WebClient, get_root
-from webbo.plugins.inputs.cgminer import rpc
 from webbo.plugins.inputs.cgminer.driver import reading_from
 
 __all__ = ["MODE_TO_VALUE", "BitmainConfig", "BitmainDriver", "work_mode_of"]

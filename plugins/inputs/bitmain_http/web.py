@@ -1,7 +1,7 @@
 """The Antminer CGI web interface, as a client: digest auth, JSON bodies whatever the
 content-type says, bounded sockets, and errors an operator can act on.
 
-A request is one connection (:mod:`webbo.agent.http1` on ``Net.exchange``: a socket slot, the
+A request is one connection (:mod:`webbo.agent.fleet.http1` on ``Net.exchange``: a socket slot, the
 agent's connect and reply timeouts). Reads and writes differ on failure: a read that times out
 is just a failed read (:class:`DeviceTimeout`), a write whose answer never came has an unknown
 effect (:class:`OutcomeUnknownError`) and is never retried. A write whose connection could not
@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent import http1
-from webbo.agent.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.net import DeviceTimeout, DeviceUnreachable, Net
+from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
+from webbo.agent.fleet import http1
+from webbo.agent.fleet.net import DeviceTimeout, DeviceUnreachable, Net
 from webbo.plugins.inputs.bitmain_http.digest import DigestClient
 
 __all__ = ["WebClient", "WebLoginRefused"]

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from webbo.agent.hookspecs import hookimpl
-from webbo.agent.plugin_types import (
+from webbo.agent.core.contract import (
     ControlRequest,
     InputType,
     PluginContext,
     SimOptions,
     SimulatorType,
 )
+from webbo.agent.core.hookspecs import hookimpl
 from webbo.plugins.inputs.cgminer.glue import control_for
 
 
@@ -48,7 +48,7 @@ def webbo_control(request: ControlRequest) -> Awaitable[Any] | None:
 
 
 async def _start_sim(addresses: list[str], options: SimOptions) -> Any:
-    from webbo.plugins.inputs.cgminer.simulator import start
+    from webbo.plugins.inputs.cgminer.sim.device import start
 
     return await start(addresses, options)
 

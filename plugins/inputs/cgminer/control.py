@@ -14,11 +14,11 @@ from typing import Any
 
 import asyncssh
 
-from webbo.agent.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.inventory import Device
-from webbo.agent.net import DeviceTimeout, DeviceUnreachable
-from webbo.agent.plugin_types import Action
-from webbo.plugins.inputs.cgminer import rpc
+from webbo.agent.core.contract import Action
+from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.net import DeviceTimeout, DeviceUnreachable
+from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.inputs.cgminer.driver import CgminerDriver
 from webbo.plugins.inputs.cgminer.glue import pools_param
 from webbo.plugins.inputs.cgminer.parse import parse_pools

@@ -17,13 +17,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from webbo.agent.config import ConfigError, Duration, MinerInputConfig
-from webbo.agent.errors import DeviceError
-from webbo.agent.inventory import Device
-from webbo.agent.miner import Identity, Reading, normalise_mac
-from webbo.agent.net import Net, Probe, neighbour_mac
-from webbo.agent.plugin_types import PluginContext
-from webbo.plugins.inputs.cgminer import rpc
+from webbo.agent.core.config import ConfigError, Duration, MinerInputConfig
+from webbo.agent.core.contract import PluginContext
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.model import Identity, Reading, normalise_mac
+from webbo.agent.fleet.net import Net, Probe, neighbour_mac
+from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.inputs.cgminer.parse import (
     first,
     parse_bmminer_stats,

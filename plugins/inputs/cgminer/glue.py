@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from webbo.agent.errors import DeviceError
-from webbo.agent.plugin_types import ControlRequest
+from webbo.agent.core.contract import ControlRequest
+from webbo.agent.core.errors import DeviceError
 
 RunAction = Callable[[Any, Any, Any, dict[str, Any]], Awaitable[Any]]
 

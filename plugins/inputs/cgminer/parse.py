@@ -1,4 +1,4 @@
-"""cgminer/bmminer replies → the normalised :class:`~webbo.agent.miner.Reading` parts.
+"""cgminer/bmminer replies → the normalised :class:`~webbo.agent.fleet.model.Reading` parts.
 
 Every function here takes whatever the device sent (already JSON-decoded, but of any shape) and
 never raises: a missing or odd field becomes ``None``, never an exception and never a 0.
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from webbo.agent.miner import BoardReading, PoolReading
-from webbo.plugins.inputs.cgminer.rpc import as_float, as_int, to_ths
+from webbo.agent.fleet.model import BoardReading, PoolReading
+from webbo.plugins.common.rpc4028.client import as_float, as_int, to_ths
 
 __all__ = ["first", "parse_bmminer_stats", "parse_devs", "parse_pools", "parse_summary",
            "section"]

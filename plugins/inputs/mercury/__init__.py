@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from webbo.agent.hookspecs import hookimpl
-from webbo.agent.plugin_types import InputType, SimulatorType
+from webbo.agent.core.contract import InputType, SimulatorType
+from webbo.agent.core.hookspecs import hookimpl
 from webbo.plugins.inputs.mercury.backend import MercuryBackend
 from webbo.plugins.inputs.mercury.config import MercuryConfig, check_all
 from webbo.plugins.inputs.mercury.input import MercuryInput
-from webbo.plugins.inputs.mercury.simulator import start as start_simulation
+from webbo.plugins.inputs.mercury.sim.bus import start as start_simulation
 
 
 @hookimpl

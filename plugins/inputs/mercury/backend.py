@@ -6,9 +6,9 @@ works) and only then appends an ``[[inputs.mercury]]`` table through ``agent.edi
 kept, the whole result validated, then hot-reloaded); ``delete_device`` removes the table the
 same way. The running bus picks the change up without disturbing the other meters on it.
 
-Errors: :class:`ValueError` (a :class:`~webbo.agent.config.ConfigError`) for a request that is
+Errors: :class:`ValueError` (a :class:`~webbo.agent.core.config.ConfigError`) for a request that is
 wrong in itself (unknown key, unsupported model, already added, unknown serial number), and
-:class:`~webbo.agent.errors.DeviceError` for what the meter or the port said (no answer, wrong
+:class:`~webbo.agent.core.errors.DeviceError` for what the meter or the port said (no answer, wrong
 serial, wrong password, port busy).
 """
 
@@ -23,8 +23,8 @@ import structlog
 import tomlkit
 from serial.tools import list_ports
 
-from webbo.agent.config import ConfigError, append_table, remove_tables
-from webbo.agent.config import _from_msgspec as from_msgspec
+from webbo.agent.core.config import ConfigError, append_table, remove_tables
+from webbo.agent.core.config import _from_msgspec as from_msgspec
 from webbo.plugins.inputs.mercury import protocol as p
 from webbo.plugins.inputs.mercury.bus import MeterBuses, buses_of
 from webbo.plugins.inputs.mercury.config import MercuryConfig, check_all

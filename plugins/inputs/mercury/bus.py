@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from webbo.agent.errors import DeviceError
-from webbo.agent.metric import Metric, now_ns
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.core.metric import Metric, now_ns
 from webbo.plugins.inputs.mercury.config import MercuryConfig, PortSettings
 from webbo.plugins.inputs.mercury.link import NoAnswer, PortError, SerialLink, wait_event
 from webbo.plugins.inputs.mercury.session import MeterSession, MeterState, ProbeResult

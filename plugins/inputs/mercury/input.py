@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from webbo.agent.metric import FieldValue
-from webbo.agent.plugin_types import Accumulator, PluginContext
+from webbo.agent.core.contract import Accumulator, PluginContext
+from webbo.agent.core.metric import FieldValue
 from webbo.plugins.inputs.mercury.bus import MeterBuses, Slot, buses_of
 from webbo.plugins.inputs.mercury.config import MercuryConfig
 from webbo.plugins.inputs.mercury.link import wait_event

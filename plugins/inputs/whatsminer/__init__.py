@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from webbo.agent.errors import DeviceError
-from webbo.agent.hookspecs import hookimpl
-from webbo.agent.plugin_types import ControlRequest, InputType, SimOptions, SimulatorType
+from webbo.agent.core.contract import ControlRequest, InputType, SimOptions, SimulatorType
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.core.hookspecs import hookimpl
 from webbo.plugins.inputs.whatsminer.config import WhatsminerConfig
 from webbo.plugins.inputs.whatsminer.driver import NAME, WhatsminerDriver
 

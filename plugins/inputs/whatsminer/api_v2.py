@@ -1,6 +1,6 @@
 """Whatsminer API v2 on TCP 4028: plain reads, encrypted writes (reference §3.1–§3.5).
 
-Reads go through the shared cgminer RPC client (:mod:`webbo.plugins.inputs.cgminer.rpc`):
+Reads go through the shared cgminer RPC client (:mod:`webbo.plugins.common.rpc4028.client`):
 cgminer-style reports (``summary``, ``edevs``, ``pools``, ``devdetails``) may be joined with
 ``+``; the flat ``get_*`` commands and ``status`` never are. Replies are read until the miner
 closes the connection, however long (a miner with hundreds of error codes sends more than the
@@ -18,9 +18,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from webbo.agent.errors import OutcomeUnknownError
-from webbo.agent.net import Net, nul_terminated
-from webbo.plugins.inputs.cgminer import rpc
+from webbo.agent.core.errors import OutcomeUnknownError
+from webbo.agent.fleet.net import Net, nul_terminated
+from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.inputs.whatsminer.crypto import (
     CryptoError,
     V2Keys,

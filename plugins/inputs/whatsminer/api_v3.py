@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from webbo.agent.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.net import Net
-from webbo.plugins.inputs.cgminer.rpc import GarbledReply
+from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
+from webbo.agent.fleet.net import Net
+from webbo.plugins.common.rpc4028.client import GarbledReply
 from webbo.plugins.inputs.whatsminer.crypto import v3_encrypt_param, v3_token
 from webbo.plugins.inputs.whatsminer.errors import (
     ENABLE_V3,

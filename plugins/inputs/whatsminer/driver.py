@@ -16,12 +16,19 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.errors import DeviceError
-from webbo.agent.inventory import Device
-from webbo.agent.miner import Identity, LedStatus, MiningPool, Reading, WorkMode, normalise_mac
-from webbo.agent.net import DeviceUnreachable, Net, Probe
-from webbo.agent.plugin_types import Action, ControlRequest, PluginContext
-from webbo.plugins.inputs.cgminer import rpc
+from webbo.agent.core.contract import Action, ControlRequest, PluginContext
+from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.model import (
+    Identity,
+    LedStatus,
+    MiningPool,
+    Reading,
+    WorkMode,
+    normalise_mac,
+)
+from webbo.agent.fleet.net import DeviceUnreachable, Net, Probe
+from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.inputs.whatsminer.api_v2 import V2Api, msg_of
 from webbo.plugins.inputs.whatsminer.api_v3 import V3Api
 from webbo.plugins.inputs.whatsminer.backend import Backend, optional
@@ -176,7 +183,7 @@ class WhatsminerDriver:
     # -- control --------------------------------------------------------------------------
 
     async def control(self, request: ControlRequest) -> Any:
-        """Run one :class:`~webbo.agent.plugin_types.Action` on one device."""
+        """Run one :class:`~webbo.agent.core.contract.Action` on one device."""
         device = request.device
         if not device.ip:
             raise DeviceUnreachable(f"{request.action.value}: the miner has no known address")

@@ -1,8 +1,8 @@
-"""Whatsminer answers → the normalised :class:`~webbo.agent.miner.Reading`.
+"""Whatsminer answers → the normalised :class:`~webbo.agent.fleet.model.Reading`.
 
 Pure functions over decoded JSON, so they are property-tested with arbitrary input: any shape
 that is not what a firmware sends becomes a missing value (or, for the one answer a reading
-cannot do without, a :class:`~webbo.plugins.inputs.cgminer.rpc.GarbledReply`), never a crash.
+cannot do without, a :class:`~webbo.plugins.common.rpc4028.client.GarbledReply`), never a crash.
 
 Units (reference §3.2, §3.6): v2 reports MH/s (``MHS 1m``) and GH/s (``Factory GHS``); v3
 reports TH/s. Power in W, temperatures in °C.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webbo.agent.miner import (
+from webbo.agent.fleet.model import (
     BoardReading,
     ErrorCode,
     LedStatus,
@@ -20,7 +20,7 @@ from webbo.agent.miner import (
     Reading,
     WorkMode,
 )
-from webbo.plugins.inputs.cgminer.rpc import GarbledReply, as_float, as_int, to_ths
+from webbo.plugins.common.rpc4028.client import GarbledReply, as_float, as_int, to_ths
 
 __all__ = [
     "error_codes",

@@ -19,9 +19,9 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.net import DeviceTimeout, DeviceUnreachable, Net
-from webbo.plugins.inputs.cgminer.rpc import GarbledReply
+from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
+from webbo.agent.fleet.net import DeviceTimeout, DeviceUnreachable, Net
+from webbo.plugins.common.rpc4028.client import GarbledReply
 
 __all__ = ["confirm", "frame", "frame_complete", "send_write", "split_frames", "unframe"]
 

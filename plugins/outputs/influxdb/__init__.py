@@ -18,15 +18,15 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
-from webbo.agent.config import ConfigError, Duration, OutputConfig
-from webbo.agent.errors import (
+from webbo.agent.core.config import ConfigError, Duration, OutputConfig
+from webbo.agent.core.contract import OutputType, PluginContext
+from webbo.agent.core.errors import (
     RetryableWriteError,
     WriteError,
     error_for_status,
 )
-from webbo.agent.hookspecs import hookimpl
-from webbo.agent.metric import Metric, to_lines
-from webbo.agent.plugin_types import OutputType, PluginContext
+from webbo.agent.core.hookspecs import hookimpl
+from webbo.agent.core.metric import Metric, to_lines
 
 
 def check_http_urls(urls: list[str], key: str = "urls") -> Iterator[ConfigError]:

@@ -10,11 +10,11 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api import WritePrecision
 from influxdb_client.rest import ApiException
 
-from webbo.agent.config import ConfigError, Duration, OutputConfig
-from webbo.agent.errors import RetryableWriteError, error_for_status
-from webbo.agent.hookspecs import hookimpl
-from webbo.agent.metric import Metric, to_lines
-from webbo.agent.plugin_types import OutputType, PluginContext
+from webbo.agent.core.config import ConfigError, Duration, OutputConfig
+from webbo.agent.core.contract import OutputType, PluginContext
+from webbo.agent.core.errors import RetryableWriteError, error_for_status
+from webbo.agent.core.hookspecs import hookimpl
+from webbo.agent.core.metric import Metric, to_lines
 from webbo.plugins.outputs.influxdb import check_http_urls
 
 

@@ -1,0 +1,127 @@
+"""``webbo demo``: a simulated farm on loopback and the agent polling it, on the same code path
+as ``webbo run`` (so the web UI and API come up exactly as in production).
+
+It starts ``webbo simulate`` as a child process (about 60 miners from 127.77.0.1, a few of them
+faulty, plus three Mercury 230 meters on one pty when a meter simulator is installed), writes a
+config for them into a demo state folder (two groups of ranges, one instance of every miner
+input, no output: the web UI shows the data), and runs the agent with it until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from webbo.agent.cli.simulate import spawn, stop
+from webbo.agent.core.config import append_table
+
+__all__ = ["METER_SERIALS", "demo_config", "start_simulator"]
+
+METER_SERIALS = ("32297700-17", "43099131-20", "47457598-22")
+BASE = "127.77.0.1"
+HTTP_PORT = 8080
+SSH_PORT = 2222
+
+
+def start_simulator(miners: int, meters: int, seed: int = 7) -> tuple[subprocess.Popen[str],
+                                                                       dict[str, Any]]:
+    """``webbo simulate`` in a child process; returns it with its inventory line."""
+    extra = {"meters": [{"serial_number": serial, "device_model": "230", "address": i + 1}
+                        for i, serial in enumerate(METER_SERIALS)],
+             "conf_delay": 1.0, "reboot_seconds": 10.0}
+    return spawn("--miners", str(miners), "--base", BASE, "--http-port", str(HTTP_PORT),
+                 "--seed", str(seed), "--meters", str(meters),
+                 "--faults", "silent=0.02,garbage=0.02,slow=0.02,refuse=0.02",
+                 "--quirks", "no_multi=0.1,missing_comma=0.05,strings=0.05",
+                 "--extra", json.dumps(extra))
+
+
+def demo_config(state_dir: Path, farm: dict[str, Any], registry: Any, listen: str) -> str:
+    """The demo's webbo.toml: two groups of ranges over the farm, every miner input, meters."""
+    ips = sorted((d["ip"] for d in farm["devices"]), key=lambda ip: tuple(map(int,
+                                                                             ip.split("."))))
+    half = len(ips) // 2
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(" WebboMonitor demo: a simulated farm on loopback. Made by "
+                            "`webbo demo`; edit it in the web UI or by hand."))
+    agent = tomlkit.table()
+    agent["interval"] = "10s"
+    agent["timeout"] = "3s"
+    agent["dead_address_backoff"] = "60s"
+    doc["agent"] = agent
+    web = tomlkit.table()
+    web["listen"] = listen
+    web["state_dir"] = str(state_dir)
+    doc["web"] = web
+    groups = []
+    if ips:
+        groups.append({"name": "Зал 1", "ip_ranges": [
+            {"name": "Стойка 1", "first": ips[0], "last": ips[max(0, half - 1)]}]})
+        if half < len(ips):
+            groups.append({"name": "Зал 2", "ip_ranges": [
+                {"name": "Стойка 2", "first": ips[half], "last": ips[-1]}]})
+    doc["network"] = tomlkit.table()
+    for group in groups:
+        append_table(doc, "network.ip_range_groups", group)
+    for name, itype in sorted(registry.inputs.items()):
+        if itype.kind != "miner":
+            continue
+        table: dict[str, Any] = {}
+        if name == "bitmain_http":
+            table = {"web_port": HTTP_PORT, "settings_every": 3}
+        elif name == "cgminer":
+            table = {"write_access": True, "ssh_user": "root", "ssh_password": "admin",
+                     "ssh_port": SSH_PORT}
+        append_table(doc, f"inputs.{name}", table)
+    meter_tables = farm.get("meter_config") or []
+    for table in meter_tables:
+        append_table(doc, "inputs.mercury", table)
+    return tomlkit.dumps(doc)
+
+
+def run_demo(args: Any, registry: Any) -> int:
+    """Start the farm, write the config, run the agent as ``webbo run`` does."""
+    from webbo.agent.cli.main import cmd_run
+
+    state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="webbo-demo-"))
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    meters = 3 if any(s.kind == "meter" for s in registry.simulators.values()) else 0
+    proc, farm = start_simulator(args.miners, meters)
+    try:
+        farm["meter_config"] = _meter_tables(farm.get("meters", []))
+        config_path = state_dir / "webbo.toml"
+        config_path.write_text(demo_config(state_dir, farm, registry, args.listen),
+                               encoding="utf-8")
+        host, _, port = args.listen.rpartition(":")
+        print(f"\nWebboMonitor demo: {len(farm['devices'])} simulated miners on "
+              f"{farm['devices'][0]['ip']}..{farm['devices'][-1]['ip']}"
+              + (f", {len(farm['meters'])} meters on {farm['meters'][0].get('port')}"
+                 if farm.get("meters") else "") + ".\n"
+              f"  web UI:  http://{host}:{port}/   (API: docs/API.md)\n"
+              f"  config:  {config_path}\n"
+              f"  state:   {state_dir}\n"
+              "Stop with Ctrl-C.\n", file=sys.stderr, flush=True)
+        args.config = str(config_path)
+        return cmd_run(args)
+    finally:
+        stop(proc, 15)
+
+
+def _meter_tables(meters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[[inputs.mercury]]`` tables for the simulated meters, as their simulator describes
+    them (``config`` in each device entry), else from the documented device keys."""
+    tables = []
+    for meter in meters:
+        table = meter.get("config")
+        if not isinstance(table, dict):
+            table = {k: meter[k] for k in ("port", "serial_number", "device_model", "address")
+                     if k in meter}
+        tables.append(table)
+    return tables
+

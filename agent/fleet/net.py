@@ -1,0 +1,535 @@
+"""Outgoing connections to devices: bounded, timed, cheap.
+
+Every socket the sweep, the pollers and the control tasks open goes through one :class:`Net`,
+which holds ``[agent] concurrency`` slots (a FIFO bound). A connection takes a slot before it
+connects and gives it back when it is closed, so a sweep of a /16 can never have more sockets
+open than the bound and never meets "Too many open files".
+
+:meth:`Net.exchange` is the one-connection-per-request pattern that cgminer-style APIs use:
+connect (``connect_timeout``), send, read until the peer closes or the reply is complete
+(``timeout``), close. It is driven straight from the event loop's selector callbacks (no
+transport, no stream objects) because it runs once per miner per poll, and several times per
+miner at identification (the device web APIs go through it too: :mod:`webbo.agent.fleet.http1`).
+
+:class:`Probe` is what identification shares between drivers: each cheap question ("which ports
+answer?", "what does RPC ``version`` say?", "what is the realm of ``GET /``?") is asked once per
+address, however many drivers want its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from typing import Any
+
+import aiohttp
+
+from webbo.agent.core.errors import DeviceError
+
+__all__ = ["DeviceTimeout", "DeviceUnreachable", "Net", "Probe"]
+
+MAX_REPLY = 16 * 1024 * 1024
+
+
+class DeviceUnreachable(DeviceError):
+    """Nothing answered: connection refused, connect timeout, no route."""
+
+
+class DeviceTimeout(DeviceError):
+    """Connected, but the reply did not complete in time. ``partial`` holds what came."""
+
+    def __init__(self, message: str, partial: bytes = b"") -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+Complete = Callable[[bytearray], bool]
+
+
+def nul_terminated(buffer: bytearray) -> bool:
+    """A cgminer reply ends with one NUL byte."""
+    return buffer.endswith(b"\x00")
+
+
+def length_prefixed_le32(buffer: bytearray) -> bool:
+    """A frame of 4-byte little-endian length + body (Whatsminer API v3) is complete."""
+    return len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[:4], "little")
+
+
+class _Slots:
+    """A FIFO counting bound on open sockets.
+
+    ``asyncio.Semaphore`` (3.11) wakes a waiter by scanning its deque from the front past
+    every waiter already woken but not yet run; with a thousand sweep workers queueing for the
+    slots that scan dominated the sweep's CPU. Here a released slot is handed straight to the
+    oldest live waiter (popped, so nothing is scanned twice) and a cancelled waiter is skipped
+    once, when it reaches the front.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes to this waiter directly
+                return
+        self.free += 1
+
+
+class _Exchange:
+    """One request on one connection, driven by the event loop's selector callbacks.
+
+    No transport, no stream, no task of its own: connect (non-blocking), send, read until the
+    peer closes or ``complete`` says the reply is whole, close. It runs several times per miner
+    per cycle (RPC poll, and the HTTP requests of identification), so it resolves one future
+    and holds one timer: ``connect_timeout`` until connected, then ``timeout`` for the reply.
+    """
+
+    __slots__ = ("buffer", "complete", "connected", "done", "fd", "limit", "loop", "out",
+                 "reading", "sock", "timer", "writing")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, payload: bytes,
+                 complete: Complete | None, limit: int) -> None:
+        self.loop = loop
+        self.out = memoryview(payload) if payload else None
+        self.complete = complete
+        self.limit = limit
+        self.buffer = bytearray()
+        self.done: asyncio.Future[bytes] = loop.create_future()
+        self.sock: socket.socket | None = None
+        self.fd = -1
+        self.timer: asyncio.TimerHandle | None = None
+        self.connected = False
+        self.reading = self.writing = False
+
+    def start(self, family: int, address: Any, connect_timeout: float, timeout: float,
+              host: str, port: int) -> None:
+        sock = self.sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        self.fd = sock.fileno()
+        error = sock.connect_ex(address)
+        if error == 0:
+            self._connected(timeout)
+        elif error in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EINTR):
+            self.timer = self.loop.call_later(connect_timeout, self._connect_timed_out, host,
+                                              port)
+            self.writing = True
+            self.loop.add_writer(self.fd, self._connect_ready, timeout, host, port)
+        else:
+            self._fail(_connect_error(host, port, OSError(error, os.strerror(error))))
+
+    def _connect_timed_out(self, host: str, port: int) -> None:
+        self.timer = None
+        self._fail(_connect_error(host, port, TimeoutError()))
+
+    def _connect_ready(self, timeout: float, host: str, port: int) -> None:
+        assert self.sock is not None
+        error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            self._fail(_connect_error(host, port, OSError(error, os.strerror(error))))
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+        self._connected(timeout)
+
+    def _connected(self, timeout: float) -> None:
+        self.connected = True
+        self.timer = self.loop.call_later(timeout, self._reply_timed_out)
+        self.reading = True
+        self.loop.add_reader(self.fd, self._readable)
+        if self.out is not None:
+            self._send()
+        elif self.writing:
+            self.writing = False
+            self.loop.remove_writer(self.fd)
+
+    def _send(self) -> None:
+        assert self.sock is not None and self.out is not None
+        try:
+            sent = self.sock.send(self.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if sent < len(self.out):  # the rest when the socket can take it
+            self.out = self.out[sent:]
+            self.writing = True
+            self.loop.add_writer(self.fd, self._send)
+        else:
+            self.out = None
+            if self.writing:
+                self.writing = False
+                self.loop.remove_writer(self.fd)
+
+    def _readable(self) -> None:
+        assert self.sock is not None
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if not data:  # the peer closed: the reply is what came
+            self._finish()
+            return
+        self.buffer += data
+        if len(self.buffer) > self.limit:
+            self._fail(DeviceError(f"reply larger than {self.limit} bytes"))
+        elif self.complete is not None:
+            try:
+                whole = self.complete(self.buffer)
+            except Exception:  # a predicate choking on odd bytes: let the parser say why
+                whole = True
+            if whole:
+                self._finish()
+
+    def _reply_timed_out(self) -> None:
+        self.timer = None
+        if not self.done.done():
+            self.done.set_exception(_ReplyTimeout())
+        self.close()
+
+    def _lost(self, exc: OSError) -> None:
+        if self.buffer:
+            self._finish()
+        else:
+            self._fail(DeviceError(f"connection lost: {exc}"))
+
+    def _finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(bytes(self.buffer))
+        self.close()
+
+    def _fail(self, error: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching the socket, cancel the timer, close (idempotent)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.sock is None:
+            return
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+        if self.writing:
+            self.writing = False
+            self.loop.remove_writer(self.fd)
+        self.sock.close()
+        self.sock = None
+
+
+class _ReplyTimeout(Exception):
+    """Internal: the reply did not complete in time (turned into DeviceTimeout with context)."""
+
+
+def _connect_error(host: str, port: int, exc: BaseException) -> DeviceUnreachable:
+    if isinstance(exc, TimeoutError):
+        return DeviceUnreachable(f"{host}:{port}: no answer (connect timed out)")
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return DeviceUnreachable(f"{host}:{port}: connection refused")
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return DeviceUnreachable(f"{host}:{port}: {reason}")
+
+
+async def _address(loop: asyncio.AbstractEventLoop, host: str, port: int,
+                   limit: float) -> tuple[int, Any]:
+    """(family, sockaddr) of ``host``: an address literal at once, a name through the resolver
+    (devices are configured by address; a name is the rare case, and it may not hang)."""
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+        return socket.AF_INET, (host, port)
+    except OSError:
+        pass
+    try:
+        socket.inet_pton(socket.AF_INET6, host)
+        return socket.AF_INET6, (host, port)
+    except OSError:
+        pass
+    try:
+        async with asyncio.timeout(limit):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError) as exc:
+        raise _connect_error(host, port, exc) from None
+    if not infos:
+        raise DeviceUnreachable(f"{host}:{port}: name does not resolve")
+    info = next((i for i in infos if i[0] == socket.AF_INET), infos[0])  # devices speak IPv4
+    return info[0], info[4]
+
+
+class Net:
+    """The shared, bounded way out to devices."""
+
+    def __init__(self, concurrency: int = 1024, connect_timeout: float = 1.0,
+                 timeout: float = 5.0) -> None:
+        self.concurrency = concurrency
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._slots = _Slots(concurrency)
+        self.open_now = 0
+        self.peak_open = 0
+        self.connections = 0
+        self._http: aiohttp.ClientSession | None = None
+
+    async def _acquire(self) -> None:
+        await self._slots.acquire()
+        self.open_now += 1
+        self.connections += 1
+        if self.open_now > self.peak_open:
+            self.peak_open = self.open_now
+
+    def _release(self) -> None:
+        self.open_now -= 1
+        self._slots.release()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one socket slot (use it around any client that opens its own socket)."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def open_ports(self, host: str, ports: Iterable[int],
+                         timeout: float | None = None) -> frozenset[int]:
+        """Which of ``ports`` accept a TCP connection, tried at once (each socket in a slot).
+
+        This is the sweep's question for every address that is not known yet, so it is built
+        on bare non-blocking sockets and one future per address, not on a task per port: on a
+        mostly empty /16 it is nearly all the sweep does.
+        """
+        ports = tuple(ports)
+        if not ports:
+            return frozenset()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        found: set[int] = set()
+        live: dict[int, tuple[socket.socket, asyncio.TimerHandle | None]] = {}
+        left = len(ports)
+
+        def finish(port: int, ok: bool) -> None:
+            nonlocal left
+            sock, timer = live.pop(port)
+            if timer is not None:
+                timer.cancel()
+                loop.remove_writer(sock.fileno())
+            sock.close()
+            self._release()
+            if ok:
+                found.add(port)
+            left -= 1
+            if left == 0 and not done.done():
+                done.set_result(None)
+
+        def writable(port: int) -> None:
+            sock = live[port][0]
+            finish(port, sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+
+        limit = timeout or self.connect_timeout
+        try:
+            for port in ports:
+                await self._acquire()
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                live[port] = (sock, None)
+                error = sock.connect_ex((host, port))
+                if error in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+                    timer = loop.call_later(limit, finish, port, False)
+                    live[port] = (sock, timer)
+                    loop.add_writer(sock.fileno(), writable, port)
+                else:
+                    finish(port, error == 0)
+            await done
+        finally:
+            for port in list(live):  # cancelled: give every socket and slot back
+                finish(port, False)
+        return frozenset(found)
+
+    async def exchange(
+        self,
+        host: str,
+        port: int,
+        payload: bytes,
+        *,
+        complete: Complete | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        limit: int = MAX_REPLY,
+    ) -> bytes:
+        """Connect, send ``payload``, read the reply (until EOF or ``complete``), close.
+
+        ``connect_timeout`` bounds the connect (:class:`DeviceUnreachable`), ``timeout`` the
+        reply after it (:class:`DeviceTimeout`, carrying what did arrive).
+        """
+        loop = asyncio.get_running_loop()
+        connect_limit = connect_timeout or self.connect_timeout
+        await self._acquire()
+        conn = _Exchange(loop, payload, complete, limit)
+        try:
+            family, address = await _address(loop, host, port, connect_limit)
+            try:
+                conn.start(family, address, connect_limit, timeout or self.timeout, host, port)
+            except OSError as exc:  # no socket to be had (EMFILE, ENETUNREACH at once, ...)
+                raise _connect_error(host, port, exc) from None
+            try:
+                return await conn.done
+            except _ReplyTimeout:
+                partial = bytes(conn.buffer)
+                raise DeviceTimeout(
+                    f"{host}:{port}: reply timed out after {len(partial)} bytes", partial
+                ) from None
+        finally:
+            conn.close()
+            self._release()
+
+    async def port_open(self, host: str, port: int, timeout: float | None = None) -> bool:
+        """True if a TCP connection to host:port succeeds (it is closed at once)."""
+        loop = asyncio.get_running_loop()
+        async with self.slot():
+            try:
+                async with asyncio.timeout(timeout or self.connect_timeout):
+                    transport, _ = await loop.create_connection(asyncio.Protocol, host, port)
+            except (OSError, TimeoutError):
+                return False
+            transport.close()
+            return True
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """A shared aiohttp session for device web APIs that need a full HTTP client (no
+        pooling: one device, one request). Simple request/answer APIs are cheaper through
+        :func:`webbo.agent.fleet.http1.request` (a fraction of the CPU per request).
+
+        Wrap each request in :meth:`slot` so HTTP sockets count against the bound too.
+        """
+        if self._http is None or self._http.closed:
+            connector = aiohttp.TCPConnector(limit=0, force_close=True, ttl_dns_cache=None)
+            self._http = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout,
+                                              sock_connect=self.connect_timeout),
+            )
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+_MISSING = object()
+
+
+class Probe:
+    """Memoised questions about one address, shared by the drivers that identify it."""
+
+    def __init__(self, net: Net, ip: str, ports: Iterable[int] = ()) -> None:
+        self.net = net
+        self.ip = ip
+        self.ports = tuple(sorted(set(ports)))
+        self._answers: dict[Hashable, Any] = {}
+        self._pending: dict[Hashable, asyncio.Future[Any]] = {}
+        self._open: frozenset[int] | None = None
+        self.said: list[str] = []
+        """Short snippets of what the device answered (kept for unknown devices)."""
+
+    async def open_ports(self) -> frozenset[int]:
+        """Which of the drivers' ports accept a connection (tried concurrently, once)."""
+        if self._open is None:
+            self._open = await self.net.open_ports(self.ip, self.ports)
+        return self._open
+
+    @property
+    def answered(self) -> bool:
+        """True once anything at this address accepted a connection."""
+        return bool(self._open) or bool(self.said)
+
+    async def ask(self, key: Hashable, question: Callable[[], Awaitable[Any]]) -> Any:
+        """The answer to ``question``, asked at most once per key (errors are remembered too)."""
+        answer = self._answers.get(key, _MISSING)
+        if answer is not _MISSING:
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            result = await question()
+        except Exception as exc:
+            self._answers[key] = exc
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        finally:
+            self._pending.pop(key, None)
+        self._answers[key] = result
+        future.set_result(result)
+        return result
+
+    def note(self, what: str, limit: int = 300) -> None:
+        """Remember what the device said (for the unknown-device record)."""
+        if what and len(self.said) < 8:
+            self.said.append(what[:limit])
+
+
+def ip_to_int(ip: str) -> int:
+    return int(ipaddress.IPv4Address(ip))
+
+
+def int_to_ip(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+ARP_TABLE = "/proc/net/arp"
+
+
+def neighbour_mac(ip: str, table: str = ARP_TABLE) -> str | None:
+    """The MAC this host's neighbour (ARP) table holds for ``ip``, or None.
+
+    Only devices on the same L2 segment appear there, and only after traffic to them; it is a
+    fallback for firmwares whose API tells no MAC.
+    """
+    try:
+        with open(table, encoding="ascii", errors="replace") as handle:
+            next(handle, None)  # header
+            for line in handle:
+                parts = line.split()
+                if len(parts) >= 4 and parts[0] == ip and parts[2] != "0x0":
+                    return parts[3]
+    except OSError:
+        return None
+    return None
