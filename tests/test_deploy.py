@@ -11,8 +11,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from project import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "contrib" / "install.sh"
 
 

@@ -8,14 +8,13 @@ import itertools
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
 from minerfarm import family, make_agent
+from project import ROOT
 
 from webbo.agent.core.contract import SimOptions
 
-ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "contrib" / "grafana" / "webbo-farm.json"
 
 pytestmark = pytest.mark.timeout(300)

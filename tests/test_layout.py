@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from project import ROOT
+
 ROOTS = {"agent": "webbo.agent", "plugins": "webbo.plugins", "web": "webbo.web"}
 
 

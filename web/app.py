@@ -24,6 +24,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 from litestar.types import ControllerRouterHandler
 
+from webbo.agent.core.agent import Agent
 from webbo.web.api import api_router
 from webbo.web.api.core import envelope
 from webbo.web.auth import LoginLimiter
@@ -70,7 +71,7 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return Response(message, status_code=500, media_type="text/plain")
 
 
-def create_app(agent: Any, *, store: StateStore | None = None,
+def create_app(agent: Agent, *, store: StateStore | None = None,
                route_handlers: Sequence[ControllerRouterHandler] = (),
                ui: bool = True) -> Litestar:
     """The app for ``agent``. ``store`` defaults to ``<state_dir>/web.json``; ``ui=False``

@@ -14,7 +14,6 @@ Used by the API (keys) and by the web UI (sessions for the ``miner`` user).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -22,6 +21,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+from webbo.web.passwords import DUMMY_HASH, verify_password
 from webbo.web.state import DEFAULT_USER, ApiKeyRecord, StateStore
 
 __all__ = [
@@ -31,48 +31,20 @@ __all__ = [
     "TooManyAttempts",
     "authenticate_user",
     "create_api_key",
-    "hash_password",
     "verify_api_key",
-    "verify_password",
 ]
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 KEY_PREFIX = "wbk"
-MIN_PASSWORD_LENGTH = 8
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P
-                  ) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32,
-                            maxmem=128 * r * n * 2)
-    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
 
 
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
-def verify_password(password: str, stored: str) -> bool:
-    """True if ``password`` matches ``stored`` (constant-time compare; bad records are False)."""
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        n_, r_, p_ = int(n), int(r), int(p)
-        want = _unb64(digest)
-        got = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=n_, r=r_, p=p_,
-                             dklen=len(want), maxmem=128 * r_ * n_ * 2)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got, want)
 
 
 # -- API keys ----------------------------------------------------------------------------------
@@ -181,7 +153,7 @@ def authenticate_user(store: StateStore, limiter: LoginLimiter, address: str, us
     checking the password); returns the principal, or None for a wrong user or password."""
     limiter.check(address, user)
     record = store.data.users.get(user)
-    ok = verify_password(password, record.password_hash if record else _DUMMY_HASH)
+    ok = verify_password(password, record.password_hash if record else DUMMY_HASH)
     if ok and record is not None:
         limiter.succeeded(address, user)
         return Principal(kind="user", id=user, user=user)

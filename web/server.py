@@ -14,15 +14,15 @@ import asyncio
 import contextlib
 import socket
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Protocol
 
 import structlog
 import uvicorn
 from litestar import Litestar
 
+from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import Config
-from webbo.agent.fleet.control import Controller
 from webbo.web.app import create_app
 from webbo.web.state import DEFAULT_USER, StateStore
 
@@ -57,6 +57,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class AppFactory(Protocol):
+    """Makes the web app of an agent (:func:`~webbo.web.app.create_app`, or a test's own)."""
+
+    def __call__(self, agent: Agent, *, store: StateStore | None = None) -> Litestar: ...
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -66,8 +72,8 @@ class _Server(uvicorn.Server):
 class WebServer:
     """Runs the app for ``agent`` on ``[web] listen`` (or ``listen`` given here)."""
 
-    def __init__(self, agent: Any, *, listen: str | None = None,
-                 app_factory: Callable[..., Litestar] = create_app,
+    def __init__(self, agent: Agent, *, listen: str | None = None,
+                 app_factory: AppFactory = create_app,
                  store: StateStore | None = None) -> None:
         self.agent = agent
         self.listen_override = listen
@@ -112,7 +118,6 @@ class WebServer:
     async def start(self) -> None:
         """Bind and serve (raises OSError when the address cannot be bound)."""
         password = await asyncio.to_thread(self.first_start)
-        Controller.of(self.agent)
         listen = self.listen_override or self.agent.config.web.listen
         host, port = parse_listen(listen)
         sock = bind(host, port)

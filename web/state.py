@@ -21,7 +21,8 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core.config import write_atomically
+from webbo.agent.core.files import write_atomically
+from webbo.web.passwords import hash_password
 
 __all__ = ["ApiKeyRecord", "StateData", "StateStore", "UserRecord"]
 
@@ -146,7 +147,6 @@ class StateStore:
             return None
 
         def change(state: StateData) -> str | None:
-            from webbo.web.auth import hash_password
 
             password = None
             if not state.users:
@@ -161,7 +161,6 @@ class StateStore:
         return self.mutate(change)
 
     def set_password(self, user: str, password: str) -> None:
-        from webbo.web.auth import hash_password
 
         password_hash = hash_password(password)
 

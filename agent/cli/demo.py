@@ -13,20 +13,22 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 
 from webbo.agent.cli.simulate import spawn, stop
-from webbo.agent.core.config import append_table
+from webbo.agent.core.config_edit import append_table
+from webbo.agent.core.contract import SimOptions
+from webbo.agent.core.plugins import PluginRegistry
 
 __all__ = ["METER_SERIALS", "demo_config", "start_simulator"]
 
 METER_SERIALS = ("32297700-17", "43099131-20", "47457598-22")
 BASE = "127.77.0.1"
 HTTP_PORT = 8080
-SSH_PORT = 2222
 
 
 def start_simulator(miners: int, meters: int, seed: int = 7) -> tuple[subprocess.Popen[str],
@@ -42,7 +44,8 @@ def start_simulator(miners: int, meters: int, seed: int = 7) -> tuple[subprocess
                  "--extra", json.dumps(extra))
 
 
-def demo_config(state_dir: Path, farm: dict[str, Any], registry: Any, listen: str) -> str:
+def demo_config(state_dir: Path, farm: dict[str, Any], registry: PluginRegistry,
+                listen: str) -> str:
     """The demo's webbo.toml: two groups of ranges over the farm, every miner input, meters."""
     ips = sorted((d["ip"] for d in farm["devices"]), key=lambda ip: tuple(map(int,
                                                                              ip.split("."))))
@@ -69,25 +72,22 @@ def demo_config(state_dir: Path, farm: dict[str, Any], registry: Any, listen: st
     doc["network"] = tomlkit.table()
     for group in groups:
         append_table(doc, "network.ip_range_groups", group)
-    for name, itype in sorted(registry.inputs.items()):
-        if itype.kind != "miner":
-            continue
-        table: dict[str, Any] = {}
-        if name == "bitmain_http":
-            table = {"web_port": HTTP_PORT, "settings_every": 3}
-        elif name == "cgminer":
-            table = {"write_access": True, "ssh_user": "root", "ssh_password": "admin",
-                     "ssh_port": SSH_PORT}
-        append_table(doc, f"inputs.{name}", table)
+    options = SimOptions(http_port=HTTP_PORT)
+    written: set[str] = set()
+    for family in registry.simulators.values():
+        for name, table in family.reads_with(options) if family.reads_with else ():
+            if name in registry.inputs and name not in written:
+                written.add(name)
+                append_table(doc, f"inputs.{name}", table)
     meter_tables = farm.get("meter_config") or []
     for table in meter_tables:
         append_table(doc, "inputs.mercury", table)
     return tomlkit.dumps(doc)
 
 
-def run_demo(args: Any, registry: Any) -> int:
-    """Start the farm, write the config, run the agent as ``webbo run`` does."""
-    from webbo.agent.cli.main import cmd_run
+def run_demo(args: Any, registry: PluginRegistry, run: Callable[[Any], int]) -> int:
+    """Start the farm, write the config, run the agent with ``run`` (``webbo run``'s command
+    function, handed over by the CLI)."""
 
     state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="webbo-demo-"))
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -108,7 +108,7 @@ def run_demo(args: Any, registry: Any) -> int:
               f"  state:   {state_dir}\n"
               "Stop with Ctrl-C.\n", file=sys.stderr, flush=True)
         args.config = str(config_path)
-        return cmd_run(args)
+        return run(args)
     finally:
         stop(proc, 15)
 

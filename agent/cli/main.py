@@ -91,13 +91,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         }, indent=2))
         return 0
     for plugin in registry.loaded:
-        provides = []
-        if plugin.inputs:
-            provides.append("inputs: " + ", ".join(plugin.inputs))
-        if plugin.outputs:
-            provides.append("outputs: " + ", ".join(plugin.outputs))
-        if plugin.simulators:
-            provides.append("simulators: " + ", ".join(plugin.simulators))
+        provides = [f"{table}: {', '.join(names)}" for table, names in plugin.provides.items()
+                    if names]
+        if plugin.replaced:
+            provides.append("replaces built-in " + ", ".join(plugin.replaced))
         print(f"{plugin.name:<16} {plugin.distribution} {plugin.version:<10} "
               f"{plugin.module}  {'; '.join(provides)}")
     for failed in registry.failed:
@@ -177,7 +174,7 @@ def _web_store(args: argparse.Namespace) -> StateStore | None:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
-    from webbo.agent.fleet.control import AUDIT_FILE, AuditLog
+    from webbo.agent.core.audit import AUDIT_FILE, AuditLog
     from webbo.web.auth import create_api_key
 
     store = _web_store(args)
@@ -209,7 +206,7 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
-    from webbo.agent.fleet.control import AUDIT_FILE, AuditLog
+    from webbo.agent.core.audit import AUDIT_FILE, AuditLog
 
     store = _web_store(args)
     if store is None:
@@ -226,7 +223,7 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
 def cmd_user_set_password(args: argparse.Namespace) -> int:
     import getpass
 
-    from webbo.web.auth import MIN_PASSWORD_LENGTH
+    from webbo.web.passwords import MIN_PASSWORD_LENGTH
 
     store = _web_store(args)
     if store is None:
@@ -334,7 +331,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from webbo.agent.cli.demo import run_demo
 
-    return run_demo(args, default_registry())
+    return run_demo(args, default_registry(), cmd_run)
 
 
 # -- parser ------------------------------------------------------------------------------------

@@ -1,15 +1,13 @@
-"""The agent loop: inputs on their intervals, outputs with buffers, reload, self-metrics.
+"""The agent: plugin instances built from a Config and kept going; reload; self-metrics.
 
 Nothing here knows any device. Data flows one way: an input's gather adds metrics to an
-accumulator, the accumulator copies each metric into the buffer of every output that wants it,
-and each output drains its own buffer in batches.
+accumulator (:mod:`.running_input`), the accumulator hands each metric to :meth:`Agent.dispatch`,
+which copies it into the buffer of every output that wants it (:mod:`.running_output`) and to
+every listener; each output drains its own buffer in batches.
 
-* Each input instance ticks on its own interval, with jitter. Only one gather of an instance is
-  ever in flight: a tick that finds the previous gather still running is an *overrun*, counted
-  and logged, never stacked.
-* Each output owns a ring buffer (``metric_buffer_limit``, drop-oldest, counted) and flushes
-  every ``flush_interval``, or early when a batch is full. Failed writes are retried with
-  backoff (Retry-After honoured), 413 halves the batch, other permanent errors drop the batch.
+* Services (the miner fleet, a meter backend, alerts, power control) are made once per agent
+  from the ``webbo_services`` hook and live across reloads; each may ask the agent to run
+  inputs of its own (the fleet's sweep). They are found by type: ``agent.service(MinerFleet)``.
 * A reload validates first and keeps the running config when the new one is invalid. Only the
   plugin instances whose settings changed are restarted; an output that is replaced hands its
   buffer to its successor, so nothing buffered before a reload is lost.
@@ -19,409 +17,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import os
-import random
 import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from webbo.agent.core import systemd
+from webbo.agent.core.audit import AUDIT_FILE, AuditLog
 from webbo.agent.core.buffer import MetricBuffer
 from webbo.agent.core.config import (
     Config,
     ConfigError,
-    Mutation,
     PluginInstance,
-    config_key,
-    edit_config,
     load_config,
-    persist_generated_uuids,
     to_json,
-    write_atomically,
 )
-from webbo.agent.core.contract import Input, Output, PluginContext
-from webbo.agent.core.errors import BatchTooLargeError, PermanentWriteError, RetryableWriteError
-from webbo.agent.core.metric import FieldValue, Metric, now_ns
+from webbo.agent.core.config_edit import ConfigEditor, persist_generated_uuids
+from webbo.agent.core.contract import CoreInput, Input, PluginContext, Shared
+from webbo.agent.core.files import write_atomically
+from webbo.agent.core.metric import Metric, now_ns
 from webbo.agent.core.plugins import PluginRegistry
-from webbo.agent.fleet.discovery import fleet_inputs
+from webbo.agent.core.running_input import InputRunner
+from webbo.agent.core.running_output import OutputRunner
+from webbo.agent.core.tasks import TaskService
 
 log = structlog.get_logger("webbo.agent")
 
 INTERNAL = "webbo_internal"
-
-
-# --------------------------------------------------------------------------------------------
-# Outputs
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class OutputStats:
-    written: int = 0
-    write_errors: int = 0
-    dropped_batches: int = 0
-    """Metrics dropped because the server refused them for good (not buffer overflow)."""
-    write_time: float = 0.0
-    last_error: str = ""
-
-
-class OutputRunner:
-    """One output instance: its buffer, its flush loop, its retry policy."""
-
-    def __init__(
-        self,
-        inst: PluginInstance,
-        output: Output,
-        config: Config,
-        buffer: MetricBuffer | None = None,
-    ) -> None:
-        self.inst = inst
-        self.output = output
-        agent = config.agent
-        cfg = inst.config
-        self.batch_size: int = getattr(cfg, "metric_batch_size", None) or agent.metric_batch_size
-        limit: int = getattr(cfg, "metric_buffer_limit", None) or agent.metric_buffer_limit
-        self.flush_interval: float = getattr(cfg, "flush_interval", None) or agent.flush_interval
-        self.flush_jitter = float(agent.flush_jitter)
-        self.max_backoff = float(agent.retry_max_backoff)
-        self.namepass: list[str] = list(getattr(cfg, "namepass", []) or [])
-        self.namedrop: list[str] = list(getattr(cfg, "namedrop", []) or [])
-        if buffer is None:
-            buffer = MetricBuffer(limit)
-        else:
-            buffer.resize(limit)
-        self.buffer = buffer
-        self.stats = OutputStats()
-        self.log = log.bind(output=inst.label)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._failures = 0
-        self._split = 0  # >0 while halving batches after a 413
-        self._retry_after: float | None = None
-        self._stop_event = asyncio.Event()
-
-    @staticmethod
-    def key_for(inst: PluginInstance, config: Config) -> bytes:
-        agent = config.agent
-        return inst.key + config_key(
-            [agent.metric_batch_size, agent.metric_buffer_limit, agent.flush_interval,
-             agent.flush_jitter, agent.retry_max_backoff]
-        )
-
-    def wants(self, name: str) -> bool:
-        if self.namepass and not any(fnmatch.fnmatchcase(name, p) for p in self.namepass):
-            return False
-        return not (self.namedrop and any(fnmatch.fnmatchcase(name, p) for p in self.namedrop))
-
-    def add(self, metric: Metric) -> None:
-        self.buffer.add(metric)
-        if len(self.buffer) >= self.batch_size:
-            self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=f"output {self.inst.label}")
-
-    async def _loop(self) -> None:
-        try:
-            await self.output.connect()
-        except Exception as exc:  # a dead output at start is not fatal: writes retry
-            self.stats.last_error = str(exc)
-            self.log.warning("output not reachable at start; will retry", error=str(exc))
-        while not self._stopping:
-            delay = self.flush_interval + random.uniform(0, self.flush_jitter)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            self._wake.clear()
-            if self._stopping:
-                break
-            ok = await self.flush()
-            if not ok and not self._stopping:
-                await self._sleep(self._backoff())
-
-    def _backoff(self) -> float:
-        retry_after = self._retry_after
-        if retry_after is not None:
-            return min(max(retry_after, 0.1), max(self.max_backoff, retry_after))
-        return min(self.max_backoff, 0.5 * 2 ** min(self._failures, 16))
-
-    async def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds``, or less if the output is being stopped."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stop_event.wait()
-
-    async def flush(self) -> bool:
-        """Write everything buffered, in batches. False when a write failed and should be
-        retried later (the failed batch stays at the head of the buffer)."""
-        self._retry_after = None
-        while len(self.buffer):
-            size = self._split or self.batch_size
-            batch, last_seq = self.buffer.peek(size)
-            started = time.perf_counter()
-            try:
-                await self.output.write(batch)
-            except RetryableWriteError as exc:
-                self._failures += 1
-                self._retry_after = exc.retry_after
-                self.stats.write_errors += 1
-                self.stats.last_error = str(exc)
-                self.log.warning("write failed; will retry", error=str(exc),
-                                 buffered=len(self.buffer), attempt=self._failures)
-                return False
-            except BatchTooLargeError as exc:
-                self.stats.write_errors += 1
-                if len(batch) > 1:
-                    self._split = max(1, len(batch) // 2)
-                    self.log.info("batch too large; splitting", size=len(batch), to=self._split)
-                    continue
-                self.buffer.ack(last_seq)
-                self.stats.dropped_batches += 1
-                self.log.error("metric too large for the server; dropped", error=str(exc))
-                continue
-            except PermanentWriteError as exc:
-                self.stats.write_errors += 1
-                self.stats.dropped_batches += len(batch)
-                self.stats.last_error = str(exc)
-                self.buffer.ack(last_seq)
-                self.log.error("server refused the batch; dropped", error=str(exc),
-                               size=len(batch))
-                continue
-            except Exception as exc:  # an output bug: treat as retryable, never lose data
-                self._failures += 1
-                self.stats.write_errors += 1
-                self.stats.last_error = repr(exc)
-                self.log.exception("output raised an unexpected error; will retry")
-                return False
-            self.stats.write_time += time.perf_counter() - started
-            self.stats.written += self.buffer.ack(last_seq)
-            if self._failures:
-                self.log.info("output recovered", after_failures=self._failures)
-            self._failures = 0
-            self._split = 0
-        return True
-
-    async def stop(self, flush_timeout: float = 5.0) -> None:
-        """Stop the loop, try one last flush within ``flush_timeout``, close the output."""
-        self._stopping = True
-        self._stop_event.set()
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                async with asyncio.timeout(flush_timeout):
-                    await self._task
-            self._task = None
-        if len(self.buffer) and flush_timeout > 0:
-            self._stopping = False
-            with contextlib.suppress(TimeoutError, Exception):
-                async with asyncio.timeout(flush_timeout):
-                    await self.flush()
-            self._stopping = True
-        with contextlib.suppress(Exception):
-            await self.output.close()
-
-    async def detach(self) -> MetricBuffer:
-        """Stop without a final flush and hand the buffer over (reload of a changed output)."""
-        self._stopping = True
-        self._stop_event.set()
-        self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        with contextlib.suppress(Exception):
-            await self.output.close()
-        return self.buffer
-
-    def internal_fields(self) -> dict[str, FieldValue]:
-        return {
-            "buffer_size": len(self.buffer),
-            "buffer_limit": self.buffer.limit,
-            "metrics_dropped": self.buffer.dropped + self.stats.dropped_batches,
-            "metrics_written": self.stats.written,
-            "write_errors": self.stats.write_errors,
-            "write_time_s": round(self.stats.write_time, 6),
-        }
-
-
-# --------------------------------------------------------------------------------------------
-# Inputs
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class InputStats:
-    gathers: int = 0
-    errors: int = 0
-    metrics: int = 0
-    overruns: int = 0
-    last_gather_time: float = 0.0
-    last_error: str = ""
-
-
-class Accumulator:
-    """What a gather writes into: applies the input's tags and feeds every output's buffer."""
-
-    __slots__ = ("_dispatch", "_stats", "_tags", "errors", "log")
-
-    def __init__(
-        self,
-        dispatch: Callable[[Metric], None],
-        tags: dict[str, str],
-        stats: InputStats,
-        logger: Any,
-    ) -> None:
-        self._dispatch = dispatch
-        self._tags = tags
-        self._stats = stats
-        self.errors = 0
-        self.log = logger
-
-    def add(self, metric: Metric) -> None:
-        if self._tags:
-            for key, value in self._tags.items():
-                metric.tags.setdefault(key, value)
-        self._stats.metrics += 1
-        self._dispatch(metric)
-
-    def add_fields(
-        self,
-        name: str,
-        tags: dict[str, str],
-        fields: dict[str, FieldValue],
-        time: int | None = None,
-    ) -> None:
-        self.add(Metric(name, tags, fields, time))
-
-    def add_error(self, error: BaseException | str) -> None:
-        self.errors += 1
-        self._stats.errors += 1
-        self._stats.last_error = str(error)
-        self.log.warning("gather error", error=str(error))
-
-
-class InputRunner:
-    """One input instance ticking on its interval; at most one gather in flight."""
-
-    def __init__(
-        self,
-        inst: PluginInstance | None,
-        input_: Input,
-        config: Config,
-        dispatch: Callable[[Metric], None],
-        *,
-        label: str | None = None,
-        key: bytes | None = None,
-    ) -> None:
-        self.inst = inst
-        self.input = input_
-        cfg = inst.config if inst is not None else None
-        self.label = label or (inst.label if inst is not None else "?")
-        self.name = inst.name if inst is not None else self.label
-        self.alias = getattr(cfg, "alias", "") if cfg is not None else ""
-        self.interval: float = (getattr(cfg, "interval", None) if cfg else None) or float(
-            config.agent.interval
-        )
-        self.jitter = float(config.agent.jitter)
-        self.tags: dict[str, str] = dict(getattr(cfg, "tags", {}) or {}) if cfg else {}
-        self.dispatch = dispatch
-        self.stats = InputStats()
-        self.log = log.bind(input=self.label)
-        self.key = key if key is not None else self.key_for(inst, config) if inst else b""
-        self._task: asyncio.Task[None] | None = None
-        self._gather: asyncio.Task[bool] | None = None
-
-    @staticmethod
-    def key_for(inst: PluginInstance, config: Config) -> bytes:
-        return inst.key + config_key([config.agent.interval, config.agent.jitter])
-
-    async def start(self) -> None:
-        starter = getattr(self.input, "start", None)
-        if starter is not None:
-            await starter()
-        self._task = asyncio.create_task(self._loop(), name=f"input {self.label}")
-
-    async def _loop(self) -> None:
-        interval = self.interval
-        # Align ticks to the interval (like Telegraf's round_interval) so metrics of all inputs
-        # share timestamps' rhythm; the first gather happens right away.
-        next_tick = time.monotonic()
-        while True:
-            delay = next_tick - time.monotonic() + random.uniform(0, self.jitter)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self._gather is not None and not self._gather.done():
-                self.stats.overruns += 1
-                self.log.warning("gather still running at the next tick; skipped",
-                                 interval=interval, overruns=self.stats.overruns)
-            else:
-                self._gather = asyncio.create_task(self.gather_once(), name=f"gather {self.label}")
-            next_tick += interval
-            now = time.monotonic()
-            if next_tick < now:  # fell behind (long overrun): skip the missed ticks
-                next_tick += ((now - next_tick) // interval + 1) * interval
-
-    async def gather_once(self, dispatch: Callable[[Metric], None] | None = None) -> bool:
-        """Run one gather. True if it finished without errors."""
-        acc = Accumulator(dispatch or self.dispatch, self.tags, self.stats, self.log)
-        started = time.perf_counter()
-        ok = True
-        try:
-            await self.input.gather(acc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            ok = False
-            self.stats.errors += 1
-            self.stats.last_error = repr(exc)
-            self.log.exception("gather failed")
-        self.stats.gathers += 1
-        self.stats.last_gather_time = time.perf_counter() - started
-        return ok and acc.errors == 0
-
-    async def stop(self) -> None:
-        for task in (self._task, self._gather):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        self._task = self._gather = None
-        stopper = getattr(self.input, "stop", None)
-        if stopper is not None:
-            try:
-                await stopper()
-            except Exception:
-                self.log.exception("input stop failed")
-
-    def internal_fields(self) -> dict[str, FieldValue]:
-        fields: dict[str, FieldValue] = {
-            "gather_time_s": round(self.stats.last_gather_time, 6),
-            "gathers": self.stats.gathers,
-            "gather_errors": self.stats.errors,
-            "metrics_gathered": self.stats.metrics,
-            "overruns": self.stats.overruns,
-        }
-        extra = getattr(self.input, "internal_fields", None)
-        if extra is not None:
-            try:
-                fields.update(extra())
-            except Exception:
-                self.log.exception("internal_fields failed")
-        return fields
-
-
-# --------------------------------------------------------------------------------------------
-# The agent
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -432,11 +60,8 @@ class ReloadState:
     last_ok_at: float | None = None
 
 
-CoreInput = tuple[bytes, str, Callable[[], Input]]
-CoreInputFactory = Callable[["Agent", Config], list[CoreInput]]
-"""Describes inputs that belong to the core (not to one ``[[inputs.*]]`` table) as
-(identity key, label, builder) triples. A running core input keeps running across a reload while
-its key stays the same; the builder is only called for a new key."""
+T = TypeVar("T")
+MetricListener = Callable[[Metric], None]
 
 
 @dataclass
@@ -457,23 +82,27 @@ class _FileSignature:
 class Agent:
     """The running agent: builds plugin instances from a Config and keeps them going."""
 
-    def __init__(
-        self,
-        registry: PluginRegistry,
-        config: Config,
-        core_inputs: Sequence[CoreInputFactory] | None = None,
-    ) -> None:
+    def __init__(self, registry: PluginRegistry, config: Config, *,
+                 services: bool = True) -> None:
+        """``services=False`` makes an agent of plain inputs and outputs only (no miner fleet,
+        no meter backend): what a test of the core alone wants."""
         self.registry = registry
-        self.core_input_factories: list[CoreInputFactory] = list(
-            (fleet_inputs,) if core_inputs is None else core_inputs
-        )
         self.config = config
         self.inputs: list[InputRunner] = []
         self.outputs: list[OutputRunner] = []
         self.reload_state = ReloadState()
         self.started_at = time.time()
-        self.services: dict[str, Any] = {}
-        """Long-lived core services (inventory, tasks, ...) shared across reloads."""
+        self.shared = Shared()
+        """Long-lived objects of this agent by class: plugins' shared state and the services."""
+        self.edits = ConfigEditor(registry, lambda: self.config, self._edited)
+        """The one way to change the config (the API, the UI and the CLI call it)."""
+        self.tasks = TaskService(float(config.web.task_ttl), AuditLog(
+            config.state_dir / AUDIT_FILE if config.path else None))
+        """Tasks (the manual's task life cycle) and the audit log."""
+        self.shared.put(self.tasks)
+        self.services: dict[str, object] = {}
+        """Services by their registered name (status and close); find one with :meth:`service`."""
+        self._listeners: list[MetricListener] = []
         self._lock = asyncio.Lock()
         self._stopped = asyncio.Event()
         self._internal_task: asyncio.Task[None] | None = None
@@ -483,6 +112,22 @@ class Agent:
         self._running = False
         self._sighup = False
         self._reload_listeners: list[Callable[[Config], Awaitable[None] | None]] = []
+        if services:
+            self._make_services()
+
+    def _make_services(self) -> None:
+        for name, stype in self.registry.services.items():
+            try:
+                service = stype.factory(self.context(None, self.config, label=name))
+            except Exception as exc:
+                log.error("service failed to start", service=name, error=repr(exc))
+                continue
+            self.services[name] = service
+            self.shared.put(service)
+
+    def service(self, kind: type[T]) -> T | None:
+        """The agent's service (or shared object) that is a ``kind``, or None."""
+        return self.shared.find(kind)
 
     @property
     def running(self) -> bool:
@@ -495,11 +140,19 @@ class Agent:
         for output in self.outputs:
             if output.wants(metric.name):
                 output.add(metric)
+        for listener in self._listeners:
+            listener(metric)
 
-    def context(self, inst: PluginInstance | None, config: Config) -> PluginContext:
-        label = inst.label if inst is not None else "core"
+    def listen(self, listener: MetricListener) -> None:
+        """Call ``listener(metric)`` for every metric gathered (alerts and power control read
+        the meters this way). It runs on the poll path: it must be quick and must not raise."""
+        self._listeners.append(listener)
+
+    def context(self, inst: PluginInstance | None, config: Config,
+                label: str = "core") -> PluginContext:
         return PluginContext(config=config, state_dir=config.state_dir,
-                             log=log.bind(plugin=label), agent=self)
+                             log=log.bind(plugin=inst.label if inst is not None else label),
+                             shared=self.shared, edits=self.edits, inputs=self.registry.inputs)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -526,13 +179,16 @@ class Agent:
         return InputRunner(inst, obj, config, self.dispatch)
 
     def _core_inputs(self, config: Config) -> list[CoreInput]:
+        """The inputs the services ask for under ``config``."""
         built: list[CoreInput] = []
-        for factory in self.core_input_factories:
+        for name, service in self.services.items():
+            wanted = getattr(service, "inputs", None)
+            if wanted is None:
+                continue
             try:
-                built.extend(factory(self, config))
+                built.extend(wanted(config))
             except Exception as exc:
-                log.error("core input failed to start", factory=getattr(factory, "__name__", "?"),
-                          error=repr(exc))
+                log.error("service inputs failed", service=name, error=repr(exc))
         return built
 
     # -- life cycle -------------------------------------------------------------------------
@@ -624,7 +280,7 @@ class Agent:
                                 count=len(output.buffer))
             self.outputs = []
             self._running = False
-        for name, service in list(self.services.items()):
+        for name, service in [*self.services.items(), ("tasks", self.tasks)]:
             closer = getattr(service, "close", None)
             if closer is not None:
                 try:
@@ -658,18 +314,11 @@ class Agent:
         self.reload_state.last_error_at = time.time()
         log.error("config reload refused; the running config stays", reason=reason, error=error)
 
-    async def edit(self, mutate: Mutation) -> Config:
-        """Change the config file through :func:`edit_config` and apply the result.
-
-        Raises :class:`ConfigError` (and changes nothing) when the result would be invalid.
-        """
-        path = self.config.path
-        if not path:
-            raise ConfigError("", "the agent was not started from a config file")
-        config = await asyncio.to_thread(edit_config, path, mutate, self.registry)
-        self._file_sig = _FileSignature.of(path)
+    async def _edited(self, config: Config) -> None:
+        """After :attr:`edits` wrote the file: apply it (the watcher need not re-read it)."""
+        if config.path:
+            self._file_sig = _FileSignature.of(config.path)
         await self.apply(config, "edit")
-        return config
 
     async def apply(self, config: Config, reason: str = "request") -> None:
         """Switch to ``config``, restarting only the plugin instances whose settings changed."""
@@ -681,6 +330,7 @@ class Agent:
             await self._apply_outputs(config)
             await self._apply_inputs(config)
             self.config = config
+            self.tasks.registry.ttl = float(config.web.task_ttl)
             self.reload_state.count += 1
             self.reload_state.last_error = None
             self.reload_state.last_ok_at = time.time()
@@ -924,7 +574,8 @@ class Agent:
                  "last_error": o.stats.last_error}
                 for o in self.outputs
             ],
-            **{name: service.status() for name, service in self.services.items()
+            **{name: service.status()  # type: ignore[attr-defined]
+               for name, service in [("tasks", self.tasks), *self.services.items()]
                if hasattr(service, "status")},
         }
 
@@ -960,4 +611,4 @@ async def run_until_signalled(agent: Agent, extra: Sequence[Awaitable[Any]] = ()
                 await task
 
 
-__all__ = ["Accumulator", "Agent", "InputRunner", "OutputRunner", "state_dir_ready"]
+__all__ = ["Agent", "run_until_signalled", "state_dir_ready"]

@@ -1,11 +1,10 @@
-"""The typed configuration: webbo.toml decoded into msgspec Structs, validated, edited, diffed.
+"""The typed configuration: webbo.toml decoded into msgspec Structs and validated.
 
 Three rules shape this module:
 
 * **One source of truth.** The TOML file is the config; the web UI and the API are editors of it.
-  Every programmatic change goes through :func:`edit_config`, which validates the *whole* new
-  config before anything touches the disk, writes atomically (temp file + rename) and keeps the
-  file's comments and key order (tomlkit round-trip).
+  Every programmatic change goes through :mod:`webbo.agent.core.config_edit`, which validates
+  the *whole* new config (with :func:`parse_config`, here) before anything touches the disk.
 * **Errors name the key path.** Every problem is reported as ``path: reason`` where the path is
   the TOML key path, e.g. ``outputs.influxdb[0].urls[1]: not an http(s) URL``. Unknown keys are
   errors, never silently ignored.
@@ -23,38 +22,30 @@ import ipaddress
 import itertools
 import os
 import re
-import tempfile
-import threading
 import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import msgspec
-import tomlkit
-import tomlkit.container
-import tomlkit.items
-from tomlkit.exceptions import TOMLKitError
-
-if TYPE_CHECKING:
-    from webbo.agent.core.plugins import PluginRegistry
 
 __all__ = [
     "AgentSection",
+    "CheckAll",
     "Config",
     "ConfigError",
     "Duration",
     "IPRange",
     "IPRangeGroup",
     "InputConfig",
-    "MinerInputConfig",
     "NetworkSection",
     "OutputConfig",
     "PluginSection",
+    "Schemas",
+    "SectionType",
     "WebSection",
-    "edit_config",
     "load_config",
     "parse_config",
 ]
@@ -308,28 +299,6 @@ class InputConfig(PluginSection, kw_only=True):
     """Extra tags added to every metric of this input."""
 
 
-class MinerInputConfig(InputConfig, kw_only=True):
-    """Base of every miner driver's config (``kind="miner"`` inputs).
-
-    A driver instance serves the whole ``[network]`` unless ``groups`` or ``ranges`` narrow it
-    down; several instances of one driver can so carry different credentials per room or rack.
-    For a device, the most specific instance wins: one naming its range, then one naming its
-    group, then one with no scope.
-    """
-
-    groups: list[str] = msgspec.field(default_factory=list)
-    """Names or uuids of the groups this instance serves (empty: all)."""
-    ranges: list[str] = msgspec.field(default_factory=list)
-    """Names or uuids of the ranges this instance serves (empty: all)."""
-
-    def scope_rank(self, group: str, group_id: str, range_: str, range_id: str) -> int | None:
-        """How specifically this instance covers a place: 0 range, 1 group, 2 everywhere,
-        None not at all."""
-        if self.ranges:
-            return 0 if (range_ in self.ranges or range_id in self.ranges) else None
-        if self.groups:
-            return 1 if (group in self.groups or group_id in self.groups) else None
-        return 2
 
 
 class OutputConfig(PluginSection, kw_only=True):
@@ -368,6 +337,46 @@ class PluginInstance:
         return f"{self.name}:{alias}" if alias else self.path
 
 
+S = TypeVar("S", bound="Section")
+
+CheckAll = Callable[[list[Any], "Config"], Iterable[ConfigError]]
+"""Checks across all instances of one plugin, or across a section and the rest of the config
+(e.g. two meters on one address, a rule naming a range that does not exist)."""
+
+
+@dataclass(frozen=True)
+class SectionType:
+    """A top-level section that a room or a plugin adds to webbo.toml (``[alerts]``, ...):
+    decoded with ``config`` (a :class:`Section`), then checked with ``check`` against the whole
+    config. Registered through the ``webbo_config_sections`` hook."""
+
+    name: str
+    config: type[Section]
+    check: Callable[[Any, Config], Iterable[ConfigError]] | None = None
+    description: str = ""
+
+
+class PluginSchema(Protocol):
+    """What decoding needs of an input or output type (its config Struct, its cross-checks)."""
+
+    @property
+    def config(self) -> type: ...
+
+    @property
+    def check_all(self) -> CheckAll | None: ...
+
+
+class Schemas(Protocol):
+    """Where the config finds the Structs of plugin tables and added sections (the plugin
+    registry, :class:`~webbo.agent.core.plugins.PluginRegistry`)."""
+
+    sections: Mapping[str, SectionType]
+
+    def lookup(self, kind: str, name: str) -> PluginSchema | None: ...
+
+    def names(self, kind: str) -> list[str]: ...
+
+
 class Config(msgspec.Struct, kw_only=True):
     """The whole, validated config. Treat as read-only; change it with :func:`edit_config`."""
 
@@ -376,6 +385,10 @@ class Config(msgspec.Struct, kw_only=True):
     network: NetworkSection = msgspec.field(default_factory=NetworkSection)
     inputs: list[PluginInstance] = msgspec.field(default_factory=list)
     outputs: list[PluginInstance] = msgspec.field(default_factory=list)
+    sections: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The sections that rooms above the core and plugins add (``[alerts]``, ``[power]``, ...):
+    name → decoded Struct, every registered one present (its defaults when the file has none).
+    Read them with :meth:`section`."""
     path: str | None = None
     """Where it was read from (None when built from text alone)."""
     generated_uuids: bool = False
@@ -386,6 +399,13 @@ class Config(msgspec.Struct, kw_only=True):
     def instances(self, kind: str, name: str) -> list[Any]:
         """The decoded config Structs of every ``[[kind.name]]`` table."""
         return [i.config for i in getattr(self, kind) if i.name == name]
+
+    def section(self, kind: type[S]) -> S:
+        """The registered section decoded as ``kind`` (its defaults if the file has none)."""
+        for value in self.sections.values():
+            if isinstance(value, kind):
+                return value
+        return kind()
 
     @property
     def state_dir(self) -> Path:
@@ -420,7 +440,7 @@ def _join(prefix: str, rel: str) -> str:
     return prefix + rel if rel.startswith("[") else f"{prefix}.{rel.lstrip('.')}"
 
 
-def _from_msgspec(prefix: str, error: msgspec.ValidationError) -> ConfigError:
+def validation_error(prefix: str, error: msgspec.ValidationError) -> ConfigError:
     """Turn msgspec's ``reason - at `$.a[0].b``` into ``prefix.a[0].b: reason``."""
     match = _MSGSPEC_AT.match(str(error))
     assert match is not None
@@ -442,7 +462,7 @@ def _decode(prefix: str, raw: Any, kind: type) -> Any:
     try:
         return msgspec.convert(raw, kind, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
-        raise _from_msgspec(prefix, exc) from None
+        raise validation_error(prefix, exc) from None
 
 
 _ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -546,7 +566,7 @@ def check_network(network: NetworkSection, max_addresses: int) -> Iterator[Confi
 
 def parse_config(
     text: str,
-    registry: PluginRegistry,
+    registry: Schemas,
     *,
     path: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -560,7 +580,7 @@ def parse_config(
     errors: list[ConfigError] = []
 
     for key in raw:
-        if key not in Config.TOP_LEVEL:
+        if key not in Config.TOP_LEVEL and key not in registry.sections:
             errors.append(ConfigError(key, "unknown key"))
     if errors:
         raise ConfigErrors(errors)
@@ -572,6 +592,12 @@ def parse_config(
     agent = section("agent", AgentSection)
     web = section("web", WebSection)
     network = section("network", NetworkSection)
+    added: dict[str, Any] = {}
+    for name, stype in registry.sections.items():
+        try:
+            added[name] = section(name, stype.config)
+        except ConfigError as exc:
+            errors.append(exc)
 
     instances: dict[str, list[PluginInstance]] = {"inputs": [], "outputs": []}
     for kind in ("inputs", "outputs"):
@@ -608,6 +634,7 @@ def parse_config(
         network=network,
         inputs=instances["inputs"],
         outputs=instances["outputs"],
+        sections=added,
         path=path,
         generated_uuids=generated,
     )
@@ -615,6 +642,8 @@ def parse_config(
     errors.extend(_walk_checks(web, "web"))
     errors.extend(_walk_checks(network, "network"))
     errors.extend(check_network(network, agent.max_addresses))
+    for name, value in added.items():
+        errors.extend(_walk_checks(value, name))
     for inst in config.inputs + config.outputs:
         errors.extend(_walk_checks(inst.config, inst.path))
     for kind in ("inputs", "outputs"):
@@ -622,12 +651,17 @@ def parse_config(
             plugin = registry.lookup(kind, name)
             if plugin is not None and plugin.check_all is not None:
                 errors.extend(plugin.check_all(config.instances(kind, name), config))
+    if not errors:  # cross-checks of added sections may rely on the rest being valid
+        for name, stype in registry.sections.items():
+            if stype.check is not None:
+                errors.extend(ConfigError(_join(name, e.path), e.reason)
+                              for e in stype.check(added[name], config))
     if errors:
         raise ConfigErrors(errors)
     return config
 
 
-def load_config(path: str | os.PathLike[str], registry: PluginRegistry) -> Config:
+def load_config(path: str | os.PathLike[str], registry: Schemas) -> Config:
     """Read and validate a config file."""
     path = os.fspath(path)
     try:
@@ -635,267 +669,3 @@ def load_config(path: str | os.PathLike[str], registry: PluginRegistry) -> Confi
     except OSError as exc:
         raise ConfigError("", f"cannot read {path}: {exc.strerror or exc}") from None
     return parse_config(text, registry, path=path)
-
-
-# --------------------------------------------------------------------------------------------
-# Editing
-# --------------------------------------------------------------------------------------------
-
-_edit_lock = threading.Lock()
-
-
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Replace ``path`` with ``text`` so that a reader sees the old file or the new, never half.
-
-    The temp file is made next to the target (same filesystem, so ``rename`` is atomic), gets
-    the target's permissions, is flushed to disk, then renamed over it.
-    """
-    target = Path(path)
-    owner: tuple[int, int] | None = None
-    try:
-        st = target.stat()
-        mode = st.st_mode & 0o7777
-        owner = (st.st_uid, st.st_gid)
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        if owner is not None and os.geteuid() == 0 and owner != (0, 0):
-            # root editing the service's files (e.g. `webbo user set-password` run with sudo)
-            # must leave them readable by the service user.
-            os.chown(tmp, *owner)
-        os.replace(tmp, target)
-    except BaseException:
-        with _suppress_oserror():
-            os.unlink(tmp)
-        raise
-    with _suppress_oserror():
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: object) -> bool:
-        return kind is not None and issubclass(kind, OSError)
-
-
-Mutation = Callable[[tomlkit.TOMLDocument], None]
-
-
-def edit_config(
-    path: str | os.PathLike[str],
-    mutate: Mutation,
-    registry: PluginRegistry,
-    *,
-    after: Callable[[Config], None] | None = None,
-) -> Config:
-    """The one way to change the config file programmatically.
-
-    ``mutate`` changes a tomlkit document in place (comments and key order survive). The whole
-    result is validated; if it is invalid, :class:`ConfigError` is raised and the file is not
-    touched. Otherwise it is written atomically and ``after`` (normally the agent's reload) is
-    called with the new config. Edits are serialised.
-    """
-    path = os.fspath(path)
-    with _edit_lock:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("", f"cannot read {path}: {exc.strerror or exc}") from None
-        try:
-            document = tomlkit.parse(text)
-        except TOMLKitError as exc:
-            raise ConfigError("", f"the file on disk is not valid TOML: {exc}") from None
-        mutate(document)
-        new_text = tomlkit.dumps(document)
-        config = parse_config(new_text, registry, path=path)
-        if new_text != text:
-            write_atomically(path, new_text)
-    if after is not None:
-        after(config)
-    return config
-
-
-def persist_generated_uuids(config: Config, registry: PluginRegistry) -> Config:
-    """Write uuids assigned at load back into the file, so they stay the same from now on."""
-    if not config.generated_uuids or not config.path:
-        return config
-    groups = config.network.ip_range_groups
-
-    def mutate(doc: tomlkit.TOMLDocument) -> None:
-        network = doc.get("network")
-        if network is None:
-            return
-        for group_doc, group in zip(network.get("ip_range_groups", []), groups, strict=False):
-            if not group_doc.get("uuid"):
-                group_doc["uuid"] = group.uuid
-            for range_doc, range_ in zip(group_doc.get("ip_ranges", []), group.ip_ranges,
-                                         strict=False):
-                if not range_doc.get("uuid"):
-                    range_doc["uuid"] = range_.uuid
-
-    return edit_config(config.path, mutate, registry)
-
-
-# -- TOML table-array edits that keep comments where they belong ------------------------------
-#
-# In a TOML file, the comment block before a header ("## OUTPUTS ...") is, to tomlkit, the tail
-# of the table *above* it. Naively appending, replacing or removing ``[[x]]`` tables would move
-# such a block under the wrong header or drop it. These helpers detach the tail of the last
-# table first and re-attach it to whatever is last afterwards, so hand-written comments stay
-# above the header they describe however often the UI edits the file.
-
-
-def _last_container(item: Any) -> Any:
-    """The innermost container whose end is the end of ``item`` in the file."""
-    if isinstance(item, tomlkit.items.AoT):
-        return _last_container(item.body[-1]) if len(item.body) else None
-    if isinstance(item, tomlkit.items.Table):
-        container = item.value
-    elif isinstance(item, tomlkit.container.Container):
-        container = item
-    else:
-        return None
-    for key, value in reversed(container.body):
-        if key is None:
-            continue
-        if isinstance(value, tomlkit.items.AoT | tomlkit.items.Table):
-            inner = _last_container(value)
-            return inner if inner is not None else container
-        return container
-    return container
-
-
-def _detach_tail(item: Any) -> list[Any]:
-    """Remove and return the trailing comments/blank lines at the end of ``item``."""
-    container = _last_container(item)
-    if container is None:
-        return []
-    tail: list[Any] = []
-    while container.body and container.body[-1][0] is None and isinstance(
-            container.body[-1][1], tomlkit.items.Comment | tomlkit.items.Whitespace):
-        tail.insert(0, container.body.pop()[1])
-    return tail
-
-
-def _attach_tail(item: Any, tail: list[Any]) -> None:
-    container = _last_container(item)
-    if container is None:
-        return
-    for trivia in tail:
-        container.body.append((None, trivia))
-
-
-def _parent_and_leaf(doc: tomlkit.TOMLDocument, dotted: str) -> tuple[Any, str]:
-    *parents, leaf = dotted.split(".")
-    node: Any = doc
-    for part in parents:
-        if part not in node:
-            node[part] = tomlkit.table(is_super_table=True)
-        node = node[part]
-    return node, leaf
-
-
-def _to_table(item: Mapping[str, Any]) -> Any:
-    table = tomlkit.table()
-    for key, value in item.items():
-        if value is None:
-            continue
-        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-            array = tomlkit.aot()
-            for sub in value:
-                array.append(_to_table(sub))
-            table[key] = array
-        elif isinstance(value, list) and not value and key in _TABLE_ARRAY_KEYS:
-            continue
-        elif isinstance(value, Mapping):
-            sub_table = tomlkit.inline_table()
-            sub_table.update({k: v for k, v in value.items() if v is not None})
-            table[key] = sub_table
-        else:
-            table[key] = value
-    return table
-
-
-_TABLE_ARRAY_KEYS = frozenset({"ip_ranges", "ip_range_groups"})
-"""Keys whose lists are arrays of tables even when empty (an empty one is left out)."""
-
-
-def _add_array(parent: Any, leaf: str, array: Any) -> None:
-    """Add a new ``[[parent.leaf]]`` at the end of ``parent``; the comments that ended the
-    parent (they introduce whatever follows it in the file) move after the new tables."""
-    tail = _detach_tail(parent)
-    parent[leaf] = array
-    _attach_tail(array, tail)
-
-
-def _array(tables: Iterable[Any]) -> Any:
-    array = tomlkit.aot()
-    for table in tables:
-        array.append(table)
-    return array
-
-
-def set_table_array(doc: tomlkit.TOMLDocument, dotted: str,
-                    items: Iterable[Mapping[str, Any]]) -> None:
-    """Replace ``[[dotted]]`` with ``items`` (dicts; nested lists of dicts become nested
-    arrays of tables), in place, keeping the comments that follow it where they are."""
-    parent, leaf = _parent_and_leaf(doc, dotted)
-    tables = [_to_table(item) for item in items]
-    existing = parent.get(leaf)
-    if existing is None:
-        if tables:
-            _add_array(parent, leaf, _array(tables))
-        return
-    _replace_array(parent, leaf, existing, tables)
-
-
-def _replace_array(parent: Any, leaf: str, existing: Any, tables: list[Any]) -> None:
-    """Put ``tables`` where ``existing`` stands (or remove it when there are none), keeping the
-    comments that followed it at the end of what replaces it."""
-    tail = _detach_tail(existing)
-    if tables:
-        array = _array(tables)
-        parent[leaf] = array
-        _attach_tail(array, tail)
-    else:
-        del parent[leaf]
-        _attach_tail(parent, tail)
-
-
-def append_table(doc: tomlkit.TOMLDocument, dotted: str, item: Mapping[str, Any]) -> None:
-    """Add one ``[[dotted]]`` table after the existing ones (comments stay in place)."""
-    parent, leaf = _parent_and_leaf(doc, dotted)
-    existing = parent.get(leaf)
-    table = _to_table(item)
-    if existing is None:
-        _add_array(parent, leaf, _array([table]))
-        return
-    tail = _detach_tail(existing)
-    existing.append(table)
-    _attach_tail(existing, tail)
-
-
-def remove_tables(doc: tomlkit.TOMLDocument, dotted: str,
-                  predicate: Callable[[Mapping[str, Any]], bool]) -> int:
-    """Remove the ``[[dotted]]`` tables for which ``predicate`` is true; returns how many."""
-    parent, leaf = _parent_and_leaf(doc, dotted)
-    existing = parent.get(leaf)
-    if existing is None:
-        return 0
-    keep = [t for t in existing if not predicate(t)]
-    removed = len(existing) - len(keep)
-    if removed:
-        _replace_array(parent, leaf, existing, keep)
-    return removed

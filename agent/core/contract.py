@@ -2,38 +2,52 @@
 
 These are small on purpose. An input type is a name, a config Struct and a factory; the factory
 gets the decoded config and a :class:`PluginContext` and returns an object with the methods of
-:class:`Input` (a gather input) or :class:`MinerDriver` (a miner input). Output types work the
-same way with :class:`Output`.
+:class:`Input`. Output types work the same way with :class:`Output`. A *service* is a long-lived
+object beside the inputs (the miner fleet, a serial-bus backend, the alert engine); it may ask
+the agent to run inputs of its own and is found by its type (:meth:`Shared.find`).
+
+Nothing here knows a device: the miner-driver contract lives one room up, in
+:mod:`webbo.agent.fleet.driver`; a plugin author imports both through :mod:`webbo.agent.plugin`.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 import structlog
+import tomlkit
 
-if TYPE_CHECKING:
-    from webbo.agent.core.config import Config, ConfigError
-    from webbo.agent.core.metric import FieldValue, Metric
+from webbo.agent.core.config import CheckAll, Config, SectionType
+from webbo.agent.core.metric import FieldValue, Metric
 
 __all__ = [
     "Accumulator",
-    "Action",
-    "ControlRequest",
+    "CheckAll",
+    "ConfigEdits",
+    "CoreInput",
     "Input",
     "InputType",
+    "Mutation",
     "Output",
     "OutputType",
     "PluginContext",
+    "SectionType",
     "SerialBackend",
+    "Service",
+    "ServiceType",
+    "Shared",
     "SimOptions",
     "Simulation",
     "SimulatorType",
 ]
+
+T = TypeVar("T")
+
+Mutation = Callable[[tomlkit.TOMLDocument], None]
+"""An edit of the config file: changes a tomlkit document in place (comments survive)."""
 
 
 class Accumulator(Protocol):
@@ -55,17 +69,75 @@ class Accumulator(Protocol):
         """Record a failure of this gather (counted in self-metrics and logged), but go on."""
 
 
+class ConfigEdits(Protocol):
+    """The running agent's config, and the one way to change it (see
+    :mod:`webbo.agent.core.config_edit`)."""
+
+    @property
+    def config(self) -> Config:
+        """The config in force now (it changes with every reload)."""
+
+    def check(self, mutate: Mutation) -> Config:
+        """Validate an edit as a dry run; raises ConfigError naming the key path."""
+
+    async def apply(self, mutate: Mutation) -> Config:
+        """Validate, write atomically (comments kept) and reload; raises ConfigError and
+        changes nothing when the result would be invalid."""
+
+
+class Shared:
+    """Long-lived objects of one agent, one per class, kept across reloads.
+
+    Plugins keep what must outlive a reload here (a token cache, the buses of the serial ports)
+    and find each other's services by *type*, never by a name: ``context.shared.get(TokenCache)``
+    makes the cache on first use; ``context.shared.find(SerialBackend)`` answers the service that
+    implements that protocol, or None.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[type, object] = {}
+
+    def get(self, kind: type[T], factory: Callable[[], T] | None = None) -> T:
+        """The one ``kind`` object, made by ``factory`` (default: ``kind()``) on first use."""
+        item = self._items.get(kind)
+        if item is None:
+            item = self._items[kind] = (factory or kind)()
+        return cast(T, item)
+
+    def put(self, item: object) -> None:
+        """Keep ``item`` as the one object of its class."""
+        self._items[type(item)] = item
+
+    def find(self, kind: type[T]) -> T | None:
+        """The kept object that is a ``kind`` (a class or a runtime-checkable protocol)."""
+        item = self._items.get(kind)
+        if item is not None:
+            return cast(T, item)
+        for value in self._items.values():
+            if isinstance(value, kind):
+                return value
+        return None
+
+    def values(self) -> list[object]:
+        return list(self._items.values())
+
+
 @dataclass
 class PluginContext:
-    """What a plugin factory may use: the whole config (read-only), the state folder, a logger
-    bound to the instance, and the running agent (None in ``webbo config check``)."""
+    """What a plugin factory may use: the config in force when it is built (read-only), the
+    state folder, a logger bound to the instance, the agent's shared objects and config edits.
+
+    ``edits`` is None where nothing may change the config (``webbo config check``, ``webbo
+    test``)."""
 
     config: Config
     state_dir: Path
     log: structlog.typing.FilteringBoundLogger
-    agent: Any = None
-    net: Any = None
-    """For miner drivers: the shared, bounded :class:`webbo.agent.fleet.net.Net`."""
+    shared: Shared = field(default_factory=Shared)
+    edits: ConfigEdits | None = None
+    inputs: Mapping[str, InputType] = field(default_factory=dict)
+    """Every loaded input type by name (a service that builds inputs, like the miner fleet's
+    drivers, finds their factories here)."""
 
 
 @runtime_checkable
@@ -78,8 +150,8 @@ class Input(Protocol):
 
 @runtime_checkable
 class Output(Protocol):
-    """An output. ``write`` raises one of :mod:`webbo.agent.core.errors`' ``WriteError`` classes so
-    the agent can decide: retry later, split the batch, or drop it."""
+    """An output. ``write`` raises one of :mod:`webbo.agent.core.errors`' ``WriteError``
+    classes so the agent can decide: retry later, split the batch, or drop it."""
 
     async def connect(self) -> None: ...
 
@@ -88,20 +160,20 @@ class Output(Protocol):
     async def close(self) -> None: ...
 
 
-CheckAll = Callable[[list[Any], "Config"], Iterable["ConfigError"]]
-
-
 @dataclass(frozen=True)
 class InputType:
     """An input plugin: ``[[inputs.<name>]]`` tables are decoded with ``config`` and handed to
-    ``factory``. ``kind`` is "gather" for an :class:`Input`, "miner" for a miner driver used by
-    the sweep of the ``[network]`` ranges."""
+    ``factory``.
+
+    ``kind`` says who runs the instances: ``"gather"`` inputs tick on the core's loop; any other
+    kind is left to the service that claims it (``"miner"``: the miner fleet builds them as
+    drivers, see :mod:`webbo.agent.fleet.driver`)."""
 
     name: str
     config: type
     factory: Callable[[Any, PluginContext], Any]
     description: str = ""
-    kind: Literal["gather", "miner"] = "gather"
+    kind: str = "gather"
     check_all: CheckAll | None = None
     """Checks across all instances of this input (e.g. two meters on one address)."""
 
@@ -118,59 +190,27 @@ class OutputType:
     check_all: CheckAll | None = None
 
 
-class Action(enum.StrEnum):
-    """Control actions (manual §3.5), what they take and what they answer.
-
-    ==================  ======================================  ===============================
-    action              ``params``                              result (the API's ``payload``)
-    ==================  ======================================  ===============================
-    reboot              {}                                      None
-    get_led             {}                                      0 or 1 (:class:`LedStatus`)
-    set_led             {"status": 0 | 1}                       None
-    get_work_mode       {}                                      "normal" | "sleep" |
-                                                                "low_power" | "unknown"
-    set_work_mode       {"mode": "normal"|"sleep"|"low_power"}  None, once the device *did* it
-                                                                (read back where possible)
-    get_pools           {}                                      three ``{"address", "worker",
-                                                                "passwd"}`` dicts; an empty
-                                                                slot has empty strings
-    set_pools           {"pools": [three such dicts]}           None. The core has already
-                                                                merged null slots and applied
-                                                                the worker suffix: write all
-                                                                three as given, then read back
-    command             {"name": str, "args": {...}}            whatever the allow-listed
-                                                                driver command answers
-    ==================  ======================================  ===============================
-
-    Failures raise :class:`~webbo.agent.core.errors.DeviceError` with a message for the operator
-    (e.g. "set_work_mode: low_power is not supported by Antminer S9"); a write whose effect is
-    unknown (timeout or reset after sending) raises
-    :class:`~webbo.agent.core.errors.OutcomeUnknownError` and is never retried blindly.
-    """
-
-    REBOOT = "reboot"
-    GET_LED = "get_led"
-    SET_LED = "set_led"
-    GET_WORK_MODE = "get_work_mode"
-    SET_WORK_MODE = "set_work_mode"
-    GET_POOLS = "get_pools"
-    SET_POOLS = "set_pools"
-    COMMAND = "command"
-    """A named, driver-allow-listed extra (e.g. Whatsminer ``set_target_freq``)."""
+CoreInput = tuple[bytes, str, Callable[[], Input]]
+"""An input a service asks the agent to run: (identity key, label, builder). A running one keeps
+running across a reload while its key stays the same; the builder is only called for a new key."""
 
 
-@dataclass
-class ControlRequest:
-    """One action for one device: what :func:`webbo_control` implementations receive."""
+class Service(Protocol):
+    """A long-lived object beside the inputs, made once per agent (it survives reloads).
 
-    device: Any
-    """The inventory entry (:class:`webbo.agent.fleet.inventory.Device`)."""
-    action: Action
-    params: dict[str, Any] = field(default_factory=dict)
-    driver: Any = None
-    """The driver instance that serves this device at its place (credentials included), as
-    chosen by the miner fleet; None if no configured driver serves it."""
-    agent: Any = None
+    Every method is optional: ``inputs(config)`` names the inputs the service wants run under
+    the config in force (called at start and after every reload); ``status()`` adds to the
+    agent's status (``webbo status``, the API) under the service's name; ``close()`` runs when
+    the agent stops."""
+
+
+@dataclass(frozen=True)
+class ServiceType:
+    """A service a plugin (or a room of the agent) provides: ``factory(context)`` makes it."""
+
+    name: str
+    factory: Callable[[PluginContext], object]
+    description: str = ""
 
 
 @dataclass
@@ -213,10 +253,19 @@ class SimulatorType:
     start: Callable[..., Awaitable[Any]]
     description: str = ""
     weight: float = 1.0
+    reads_with: Callable[[SimOptions], list[tuple[str, dict[str, Any]]]] | None = None
+    """The ``[[inputs.NAME]]`` tables (name, settings) that read this family's devices when
+    they run with these options: how ``webbo demo`` configures the agent for its farm, so
+    what it takes to read a simulated make is said by the plugin that simulates it."""
 
 
+@runtime_checkable
 class SerialBackend(Protocol):
-    """What ``/api/serial/*`` calls (manual §3.5.8–3.5.9)."""
+    """What ``/api/serial/*`` and the meter pages call (manual §3.5.8–3.5.9): a service that a
+    plugin provides (the Mercury plugin), found with ``shared.find(SerialBackend)``."""
+
+    models: tuple[str, ...]
+    """The device models ``add_device`` takes (the UI's choice, the API's check)."""
 
     async def get_ports(self, include_all: bool = False) -> list[str]: ...
 
@@ -225,3 +274,7 @@ class SerialBackend(Protocol):
     async def add_device(self, device: dict[str, Any]) -> bool: ...
 
     async def delete_device(self, serial_number: str) -> bool: ...
+
+    def meters(self) -> list[dict[str, Any]]:
+        """Live state and latest values of every polled meter (the Meters page)."""
+        ...

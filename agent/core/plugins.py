@@ -2,7 +2,12 @@
 
 Loading is tolerant: a plugin that fails to import, to register or to answer a hook is logged by
 name and skipped, and the agent starts with the rest. ``webbo plugins`` shows what loaded, from
-which distribution and version, and what failed.
+which distribution and version, what each provides, what replaced a built-in, and what failed.
+
+Order is fixed, never an accident of names: the plugins of our own distribution register first
+(by entry-point name), then every other distribution's (by entry-point name). A third-party
+plugin providing a name a built-in already provides replaces the built-in one; two third-party
+plugins providing one name is an error for the later one.
 """
 
 from __future__ import annotations
@@ -17,11 +22,27 @@ import pluggy
 import structlog
 
 from webbo.agent.core import hookspecs
-from webbo.agent.core.contract import InputType, OutputType, SimulatorType
+from webbo.agent.core.contract import (
+    InputType,
+    OutputType,
+    SectionType,
+    ServiceType,
+    SimulatorType,
+)
 
 log = structlog.get_logger("webbo.plugins")
 
 ENTRY_POINT_GROUP = "webbo"
+OWN_DISTRIBUTION = "webbo"
+
+_PROVIDERS: tuple[tuple[str, str, type], ...] = (
+    ("webbo_inputs", "inputs", InputType),
+    ("webbo_outputs", "outputs", OutputType),
+    ("webbo_simulators", "simulators", SimulatorType),
+    ("webbo_config_sections", "sections", SectionType),
+    ("webbo_services", "services", ServiceType),
+)
+"""(hook, table, item type): what a plugin provides, indexed by the item's name."""
 
 
 @dataclass
@@ -32,9 +53,11 @@ class LoadedPlugin:
     module: str
     distribution: str
     version: str
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    simulators: list[str] = field(default_factory=list)
+    builtin: bool = False
+    provides: dict[str, list[str]] = field(default_factory=dict)
+    """Table ("inputs", "outputs", ...) → the names this plugin provides."""
+    replaced: list[str] = field(default_factory=list)
+    """``table.name`` of built-in items this plugin took over."""
 
 
 @dataclass
@@ -53,9 +76,11 @@ class PluginRegistry:
         self.inputs: dict[str, InputType] = {}
         self.outputs: dict[str, OutputType] = {}
         self.simulators: dict[str, SimulatorType] = {}
+        self.sections: dict[str, SectionType] = {}
+        self.services: dict[str, ServiceType] = {}
         self.loaded: list[LoadedPlugin] = []
         self.failed: list[FailedPlugin] = []
-        self._owner: dict[tuple[str, str], str] = {}
+        self._owner: dict[tuple[str, str], LoadedPlugin] = {}
 
     # -- lookup ---------------------------------------------------------------------------
 
@@ -66,28 +91,31 @@ class PluginRegistry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.inputs if kind == "inputs" else self.outputs)
 
-    @property
-    def hook(self) -> Any:
-        return self.pm.hook
+    def table(self, name: str) -> dict[str, Any]:
+        return getattr(self, name)  # type: ignore[no-any-return]
 
     # -- loading --------------------------------------------------------------------------
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        """Register every plugin of the entry-point group, skipping (and logging) broken ones."""
+        """Register every plugin of the entry-point group (ours first), skipping and logging
+        broken ones."""
         seen: set[str] = set()
-        for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
+
+        def order(ep: metadata.EntryPoint) -> tuple[bool, str]:
+            return (_distribution(ep)[0] != OWN_DISTRIBUTION, ep.name)
+
+        for ep in sorted(metadata.entry_points(group=group), key=order):
             if ep.name in seen:
                 continue  # the same distribution seen twice on sys.path
             seen.add(ep.name)
-            dist = ep.dist
-            dist_name = dist.metadata["Name"] if dist is not None else "?"
-            version = dist.version if dist is not None else "?"
+            dist_name, version = _distribution(ep)
             try:
                 plugin = ep.load()
             except Exception as exc:
                 self._fail(ep.name, f"{dist_name} ({ep.value})", f"import failed: {exc!r}")
                 continue
-            self.register(plugin, ep.name, distribution=dist_name, version=version)
+            self.register(plugin, ep.name, distribution=dist_name, version=version,
+                          builtin=dist_name == OWN_DISTRIBUTION)
 
     def register(
         self,
@@ -96,6 +124,7 @@ class PluginRegistry:
         *,
         distribution: str = "(in-process)",
         version: str = "",
+        builtin: bool = False,
     ) -> bool:
         """Register one plugin object and collect what it provides. False if it was skipped."""
         try:
@@ -108,56 +137,63 @@ class PluginRegistry:
             module=getattr(plugin, "__name__", type(plugin).__name__),
             distribution=distribution,
             version=version,
+            builtin=builtin,
         )
         try:
-            self._collect(plugin, name, entry)
+            self._collect(plugin, entry)
         except Exception as exc:
             self.pm.unregister(plugin)
-            self._forget(name)
             self._fail(name, distribution, f"hook failed: {exc!r}")
             return False
         self.loaded.append(entry)
         return True
 
-    def _collect(self, plugin: object, name: str, entry: LoadedPlugin) -> None:
+    def _collect(self, plugin: object, entry: LoadedPlugin) -> None:
         """Ask the plugin's provider hooks directly (only this plugin's) and index the answers.
 
         Nothing is indexed unless every answer is valid, so a half-broken plugin leaves no trace.
         """
-        tables: list[tuple[str, dict[str, Any], type, list[str]]] = [
-            ("webbo_inputs", self.inputs, InputType, entry.inputs),
-            ("webbo_outputs", self.outputs, OutputType, entry.outputs),
-            ("webbo_simulators", self.simulators, SimulatorType, entry.simulators),
-        ]
-        pending: list[tuple[str, dict[str, Any], Any, list[str]]] = []
-        for hook_name, table, kind, names in tables:
+        pending: list[tuple[str, Any]] = []
+        for hook_name, table_name, kind in _PROVIDERS:
             impl = getattr(plugin, hook_name, None)
             if impl is None:
                 continue
+            table = self.table(table_name)
             fresh: set[str] = set()
             for item in impl() or []:
                 if not isinstance(item, kind):
                     raise TypeError(f"{hook_name} returned {item!r}, not a {kind.__name__}")
-                if item.name in table or item.name in fresh:
-                    owner = self._owner.get((hook_name, item.name), name)
-                    raise ValueError(f"{hook_name}: {item.name!r} is already provided by {owner}")
+                if item.name in fresh:
+                    raise ValueError(f"{hook_name}: {item.name!r} is provided twice")
+                owner = self._owner.get((table_name, item.name))
+                if item.name in table and owner is not None and not (
+                        owner.builtin and not entry.builtin):
+                    raise ValueError(f"{hook_name}: {item.name!r} is already provided by "
+                                     f"{owner.name}")
                 fresh.add(item.name)
-                pending.append((hook_name, table, item, names))
-        for hook_name, table, item, names in pending:
+                pending.append((table_name, item))
+        for table_name, item in pending:
+            table = self.table(table_name)
+            owner = self._owner.get((table_name, item.name))
+            if owner is not None:
+                owner.provides[table_name].remove(item.name)
+                entry.replaced.append(f"{table_name}.{item.name}")
+                log.info("built-in replaced by a plugin", item=f"{table_name}.{item.name}",
+                         builtin=owner.name, plugin=entry.name, distribution=entry.distribution)
             table[item.name] = item
-            names.append(item.name)
-            self._owner[(hook_name, item.name)] = name
-
-    def _forget(self, name: str) -> None:
-        for (hook_name, item), owner in list(self._owner.items()):
-            if owner == name:
-                del self._owner[(hook_name, item)]
-                {"webbo_inputs": self.inputs, "webbo_outputs": self.outputs,
-                 "webbo_simulators": self.simulators}[hook_name].pop(item, None)
+            entry.provides.setdefault(table_name, []).append(item.name)
+            self._owner[(table_name, item.name)] = entry
 
     def _fail(self, name: str, source: str, error: str) -> None:
         self.failed.append(FailedPlugin(name, source, error))
         log.error("plugin skipped", plugin=name, source=source, error=error)
+
+
+def _distribution(ep: metadata.EntryPoint) -> tuple[str, str]:
+    dist = ep.dist
+    if dist is None:
+        return "?", "?"
+    return dist.metadata["Name"], dist.version
 
 
 def default_registry(extra: Iterable[tuple[str, object]] = ()) -> PluginRegistry:

@@ -3,9 +3,9 @@
 Per address, exactly as the manual (§1.5.1) describes:
 
 1. known in the inventory → poll it with the driver that identified it;
-2. otherwise identify it: the configured miner drivers are asked in turn (ascending priority),
-   sharing one memoised :class:`~webbo.agent.fleet.net.Probe`, so cheap probes come first and are made
-   once; the first claim wins and the device is polled at once;
+2. otherwise identify it: the configured miner drivers are asked in turn (priority band, then
+   name), sharing one memoised :class:`~webbo.agent.fleet.net.Probe`, so cheap probes come
+   first and are made once; the first claim wins and the device is polled at once;
 3. an address where nothing accepts a connection is left alone for ``dead_address_backoff``
    (the manual's minute); one that answers but that no driver claims is recorded as an unknown
    device with what it said.
@@ -24,20 +24,19 @@ import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from webbo.agent.core.config import Config, MinerInputConfig, PluginInstance, config_key
-from webbo.agent.core.contract import Accumulator, PluginContext
+from webbo.agent.core.config import Config, PluginInstance, config_key
+from webbo.agent.core.contract import Accumulator, CoreInput, PluginContext
 from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.driver import DriverContext, MinerDriver, MinerInputConfig
 from webbo.agent.fleet.history import MinerHistory
 from webbo.agent.fleet.inventory import Device, Inventory, Place, RangeMap
-from webbo.agent.fleet.model import Identity, MinerDriver, failure_metric, reading_metrics
+from webbo.agent.fleet.metrics import failure_metric, reading_metrics
+from webbo.agent.fleet.model import Identity
 from webbo.agent.fleet.net import DeviceUnreachable, Net, Probe, int_to_ip, ip_to_int
-
-if TYPE_CHECKING:
-    from webbo.agent.core.agent import Agent, CoreInput
 
 log = structlog.get_logger("webbo.discovery")
 
@@ -48,12 +47,19 @@ INVENTORY_FILE = "inventory.json"
 
 @dataclass
 class DriverInstance:
+    """One ``[[inputs.NAME]]`` table of a miner driver, built."""
+
     inst: PluginInstance
     driver: MinerDriver
 
     @property
     def name(self) -> str:
         return self.inst.name
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """Identification order: the priority band, then the name (deterministic)."""
+        return (self.driver.priority, self.name)
 
     def rank(self, place: Place | None) -> int | None:
         cfg = self.inst.config
@@ -99,15 +105,18 @@ class SweepStats:
 class MinerFleet:
     """Long-lived (survives reloads): the inventory, the bounded network, the driver instances.
 
-    The API's control tasks find a device's driver instance here (:meth:`driver_for`).
+    The agent's service for miners: it runs the sweep input while ranges and drivers are
+    configured, and the controller finds a device's driver here (:meth:`driver_for`).
+    ``persistent=False`` keeps the inventory in memory only (``webbo scan``).
     """
 
-    def __init__(self, agent: Agent | None, config: Config) -> None:
+    def __init__(self, context: PluginContext, persistent: bool = True) -> None:
         roomier_young_generation()
-        self.agent = agent
-        self.inventory = Inventory(config.state_dir / INVENTORY_FILE if agent is not None
-                                   else None)
-        self.inventory.load()
+        config = context.config
+        self.context = context
+        self.input_types = context.inputs
+        self.inventory = Inventory(config.state_dir / INVENTORY_FILE if persistent else None)
+        self._loaded = False
         self.net = self._make_net(config)
         self.config = config
         self.drivers: list[DriverInstance] = []
@@ -127,13 +136,17 @@ class MinerFleet:
     # -- configuration ----------------------------------------------------------------------
 
     def miner_instances(self, config: Config) -> list[PluginInstance]:
-        registry = self.agent.registry if self.agent is not None else None
-        if registry is None:
-            return []
-        return [i for i in config.inputs if registry.inputs[i.name].kind == "miner"]
+        """The ``[[inputs.*]]`` tables of miner drivers."""
+        types = self.input_types
+        return [i for i in config.inputs if i.name in types and types[i.name].kind == "miner"]
 
-    def configure(self, config: Config, instances: list[PluginInstance] | None = None) -> None:
-        """Adopt a (re)loaded config: new ranges, and new driver instances if they changed."""
+    def configure(self, config: Config) -> list[PluginInstance]:
+        """Adopt a (re)loaded config: new ranges, and new driver instances if they changed.
+        Returns the driver tables in force. The first call also reads the saved inventory
+        (so a service made long before the agent starts reads the file as it is then)."""
+        if not self._loaded:
+            self._loaded = True
+            self.inventory.load()
         agent_cfg, old = config.agent, self.config.agent
         if (agent_cfg.concurrency, agent_cfg.connect_timeout, agent_cfg.timeout) != (
                 old.concurrency, old.connect_timeout, old.timeout):
@@ -141,50 +154,48 @@ class MinerFleet:
             self._driver_key = b""  # drivers hold the net: rebuild them
         self.config = config
         self.ranges = RangeMap(config.network)
-        if instances is None:
-            instances = self.miner_instances(config)
+        instances = self.miner_instances(config)
         key = b"|".join(i.key for i in instances)
         if key != self._driver_key:
             self.drivers = self._build_drivers(config, instances)
             self._driver_key = key
         self._chosen.clear()
+        return instances
 
     def _build_drivers(self, config: Config, instances: list[PluginInstance]
                        ) -> list[DriverInstance]:
         built: list[DriverInstance] = []
-        registry = self.agent.registry if self.agent is not None else None
         for inst in instances:
-            itype = registry.inputs[inst.name] if registry is not None else None
-            if itype is None:
-                continue
-            context = PluginContext(config=config, state_dir=config.state_dir,
-                                    log=log.bind(driver=inst.label), agent=self.agent,
+            context = DriverContext(config=config, state_dir=config.state_dir,
+                                    log=log.bind(driver=inst.label), shared=self.context.shared,
+                                    edits=self.context.edits, inputs=self.input_types,
                                     net=self.net)
             try:
-                driver = itype.factory(inst.config, context)
+                driver = self.input_types[inst.name].factory(inst.config, context)
             except Exception as exc:
                 log.error("miner driver failed to start", driver=inst.label, error=repr(exc))
                 continue
+            if not isinstance(driver, MinerDriver):
+                log.error("miner driver skipped: not a MinerDriver", driver=inst.label,
+                          got=type(driver).__name__)
+                continue
+            if not driver.ports:
+                log.error("miner driver skipped: it declares no ports", driver=inst.label)
+                continue
             built.append(DriverInstance(inst, driver))
-        built.sort(key=lambda d: getattr(d.driver, "priority", 50))
+        built.sort(key=lambda d: d.order)
         return built
-
-    def set_drivers(self, drivers: list[tuple[PluginInstance, MinerDriver]]) -> None:
-        """Use these driver instances (``webbo scan`` builds them without an agent)."""
-        self.drivers = sorted((DriverInstance(i, d) for i, d in drivers),
-                              key=lambda d: getattr(d.driver, "priority", 50))
-        self._chosen.clear()
 
     @property
     def ports(self) -> tuple[int, ...]:
         ports: set[int] = set()
         for item in self.drivers:
-            ports.update(getattr(item.driver, "ports", ()))
+            ports.update(item.driver.ports)
         return tuple(sorted(ports))
 
     def drivers_for(self, place: Place | None) -> list[DriverInstance]:
         """Driver instances that serve ``place``, one per driver name (the most specific),
-        in priority order."""
+        in identification order."""
         best: dict[str, tuple[int, DriverInstance]] = {}
         for item in self.drivers:
             rank = item.rank(place)
@@ -194,11 +205,11 @@ class MinerFleet:
             if current is None or rank < current[0]:
                 best[item.name] = (rank, item)
         chosen = [item for _, item in best.values()]
-        chosen.sort(key=lambda d: getattr(d.driver, "priority", 50))
+        chosen.sort(key=lambda d: d.order)
         return chosen
 
-    def driver_for(self, device: Device) -> Any:
-        """The driver object that owns ``device`` at its current place, or None."""
+    def driver_for(self, device: Device) -> MinerDriver | None:
+        """The driver that owns ``device`` at its current place, or None."""
         key = (device.driver, device.group_id, device.range_id)
         if key not in self._chosen:
             place = self.ranges.locate(ip_to_int(device.ip)) if device.ip else None
@@ -206,6 +217,19 @@ class MinerFleet:
             self._chosen[key] = match[0] if match else None
         chosen = self._chosen[key]
         return chosen.driver if chosen is not None else None
+
+    def inputs(self, config: Config) -> list[CoreInput]:
+        """The sweep, as an input of the agent, while there is something to sweep (ranges,
+        and at least one miner driver configured)."""
+        instances = self.configure(config)
+        if not instances or self.ranges.size == 0:
+            return []
+        key = b"miners|" + config_key([
+            config.network, config.agent.interval, config.agent.jitter,
+            config.agent.concurrency, config.agent.connect_timeout, config.agent.timeout,
+            config.agent.dead_address_backoff,
+        ]) + b"|" + b"|".join(i.key for i in instances)
+        return [(key, "miners", lambda: MinerSweepInput(self))]
 
     # -- the sweep ----------------------------------------------------------------------------
 
@@ -400,21 +424,3 @@ class MinerSweepInput:
             "sweep_time_s": round(last.duration_s, 6),
             "open_sockets_peak": self.fleet.net.peak_open,
         }
-
-
-def fleet_inputs(agent: Agent, config: Config) -> list[CoreInput]:
-    """Core-input factory: keeps the fleet service current and runs a sweep when there is
-    something to sweep (ranges, and at least one miner driver configured)."""
-    fleet = agent.services.get("miners")
-    if fleet is None:
-        fleet = MinerFleet(agent, config)
-        agent.services["miners"] = fleet
-    instances = fleet.miner_instances(config)
-    fleet.configure(config, instances)
-    if not instances or fleet.ranges.size == 0:
-        return []
-    key = b"miners|" + config_key([
-        config.network, config.agent.interval, config.agent.jitter, config.agent.concurrency,
-        config.agent.connect_timeout, config.agent.timeout, config.agent.dead_address_backoff,
-    ]) + b"|" + b"|".join(i.key for i in instances)
-    return [(key, "miners", lambda: MinerSweepInput(fleet))]

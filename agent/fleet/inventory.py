@@ -21,7 +21,8 @@ from typing import Any
 import msgspec
 import structlog
 
-from webbo.agent.core.config import NetworkSection, write_atomically
+from webbo.agent.core.config import NetworkSection
+from webbo.agent.core.files import write_atomically
 from webbo.agent.fleet.model import Identity, Reading
 from webbo.agent.fleet.net import ip_to_int
 

@@ -52,16 +52,6 @@ class DeviceTimeout(DeviceError):
 Complete = Callable[[bytearray], bool]
 
 
-def nul_terminated(buffer: bytearray) -> bool:
-    """A cgminer reply ends with one NUL byte."""
-    return buffer.endswith(b"\x00")
-
-
-def length_prefixed_le32(buffer: bytearray) -> bool:
-    """A frame of 4-byte little-endian length + body (Whatsminer API v3) is complete."""
-    return len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[:4], "little")
-
-
 class _Slots:
     """A FIFO counting bound on open sockets.
 
@@ -412,18 +402,6 @@ class Net:
         finally:
             conn.close()
             self._release()
-
-    async def port_open(self, host: str, port: int, timeout: float | None = None) -> bool:
-        """True if a TCP connection to host:port succeeds (it is closed at once)."""
-        loop = asyncio.get_running_loop()
-        async with self.slot():
-            try:
-                async with asyncio.timeout(timeout or self.connect_timeout):
-                    transport, _ = await loop.create_connection(asyncio.Protocol, host, port)
-            except (OSError, TimeoutError):
-                return False
-            transport.close()
-            return True
 
     @property
     def http(self) -> aiohttp.ClientSession:

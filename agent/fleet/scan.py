@@ -25,8 +25,8 @@ from webbo.agent.core.config import (
     PluginInstance,
 )
 from webbo.agent.core.contract import PluginContext
+from webbo.agent.core.plugins import PluginRegistry
 from webbo.agent.fleet.discovery import MinerFleet
-from webbo.agent.fleet.inventory import RangeMap
 
 __all__ = ["parse_target", "scan", "scan_config"]
 
@@ -57,7 +57,8 @@ def parse_target(text: str) -> tuple[str, str]:
     return str(first), str(last)
 
 
-def scan_config(registry: Any, config: Config | None, first: str, last: str) -> Config:
+def scan_config(registry: PluginRegistry, config: Config | None, first: str, last: str
+                ) -> Config:
     """The config of one scan: the given one (or defaults) with one range, first..last."""
     base = config or Config()
     inputs = list(base.inputs)
@@ -106,21 +107,13 @@ class Progress:
             self.out.flush()
 
 
-async def scan(registry: Any, config: Config,
+async def scan(registry: PluginRegistry, config: Config,
                on_address: Callable[[], None] | None = None) -> tuple[list[dict[str, Any]],
                                                                         MinerFleet]:
     """Sweep the config's range once; the found devices as rows (sorted by address)."""
-    fleet = MinerFleet(None, config)
-    drivers = []
-    for inst in config.inputs:
-        itype = registry.inputs[inst.name]
-        if itype.kind != "miner":
-            continue
-        context = PluginContext(config=config, state_dir=config.state_dir,
-                                log=log.bind(driver=inst.label), net=fleet.net)
-        drivers.append((inst, itype.factory(inst.config, context)))
-    fleet.set_drivers(drivers)
-    fleet.ranges = RangeMap(config.network)
+    fleet = MinerFleet(PluginContext(config=config, state_dir=config.state_dir, log=log,
+                                     inputs=registry.inputs), persistent=False)
+    fleet.configure(config)
     try:
         await fleet.sweep(None, on_address=on_address)
     finally:

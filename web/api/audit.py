@@ -16,5 +16,5 @@ async def audit_get(call: Call, params: AuditQuery) -> list[dict[str, Any]]:
     (``key:<id> (<name>)`` or ``user:<name>``), the method, the selector, the parameters
     (passwords masked), the number of devices, and at the end the status and a summary
     (``ok``, ``failed``, ``unknown`` outcome, ``not_started`` after a cancel)."""
-    return await asyncio.to_thread(call.controller.audit.read, limit=params.limit,
+    return await asyncio.to_thread(call.tasks.audit.read, limit=params.limit,
                                    task_id=params.task_id, who=params.who, since=params.since)

@@ -34,8 +34,12 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
 
+from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import ConfigError
-from webbo.agent.fleet.control import Controller, SelectionError, Task
+from webbo.agent.core.tasks import Task, TaskService
+from webbo.agent.fleet.control import Controller
+from webbo.agent.fleet.selectors import SelectionError
+from webbo.web import services
 from webbo.web.api.schemas import HINTS, PATTERN_NAMES
 from webbo.web.auth import Principal, verify_api_key
 from webbo.web.state import StateStore
@@ -137,12 +141,20 @@ class Call:
     principal: Principal
 
     @property
-    def agent(self) -> Any:
-        return self.request.app.state["agent"]
+    def agent(self) -> Agent:
+        agent: Agent = self.request.app.state["agent"]
+        return agent
 
     @property
     def controller(self) -> Controller:
-        return Controller.of(self.agent)
+        try:
+            return services.controller(self.agent)
+        except services.ServiceMissing as exc:
+            raise ApiError(501, str(exc)) from None
+
+    @property
+    def tasks(self) -> TaskService:
+        return self.agent.tasks
 
     @property
     def store(self) -> StateStore:

@@ -6,8 +6,10 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core.contract import Action
-from webbo.agent.fleet.control import by_ip, network_items, network_payload
+from webbo.agent.core import network
+from webbo.agent.fleet.driver import Action
+from webbo.agent.fleet.selectors import by_ip
+from webbo.web import services
 from webbo.web.api.core import METHODS, Call
 from webbo.web.api.schemas import (
     DeviceResults,
@@ -38,7 +40,7 @@ MANUAL_SET_POOLS = {"ip_range": {"first": "10.30.0.10", "last": "10.30.0.128"}, 
 async def get_network(call: Call, params: NoParams) -> dict[str, Any]:
     """The groups of ranges the sweep covers (the ``[network]`` of webbo.toml), each with its
     name and uuid. Answers at once."""
-    return network_payload(call.agent.config.network)
+    return network.network_payload(call.agent.config.network)
 
 
 @METHODS.add("/mining/set-network", Network, summary="Replace the polled ranges",
@@ -49,19 +51,9 @@ async def set_network(call: Call, params: Network) -> Any:
     overlapping ranges, unique ids, the address cap): an invalid one is refused with the
     field's path and nothing changes. Otherwise webbo.toml is rewritten (its comments kept) and
     the agent reloads; the task's result is ``true``."""
-    controller = call.controller
-    items = network_items(msgspec.to_builtins(params.ip_range_groups))
-    mutate = controller.network_mutation(items)
-    controller.check_edit(mutate)
     agent = call.agent
-
-    async def apply() -> bool:
-        await agent.edit(mutate)
-        return True
-
-    ranges = sum(len(g["ip_ranges"]) for g in items)
-    return controller.start_job("set-network", call.who, apply,
-                                {"groups": len(items), "ranges": ranges, "network": items})
+    return network.set_network(agent.edits, agent.tasks, call.who,
+                       msgspec.to_builtins(params.ip_range_groups))
 
 
 # -- miners ------------------------------------------------------------------------------------
@@ -147,7 +139,7 @@ async def miners_get(call: Call, params: MinersQuery) -> MinersList:
     (null until the first successful poll). Filters are optional and combine: ``macs``,
     ``group`` and ``range`` (name or uuid), ``state`` (one or a list); ``offset`` and ``limit``
     page through the result, ordered by IP. Answers at once."""
-    fleet = call.agent.services.get("miners")
+    fleet = services.fleet(call.agent)
     devices = fleet.inventory.devices() if fleet is not None else []
     macs = set(params.macs) if params.macs is not None else None
     states = ({params.state} if isinstance(params.state, str) else set(params.state)

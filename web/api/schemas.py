@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from webbo.agent.fleet.control import PoolSpec, Selector
 from webbo.agent.fleet.model import Reading
+from webbo.agent.fleet.pools import PoolSpec
+from webbo.agent.fleet.selectors import Selector
 
 MAC_PATTERN = r"^[0-9a-f]{2}(?:\:[0-9a-f]{2}){5}$"
 IPV4_PATTERN = (r"^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}"
@@ -248,14 +249,14 @@ class PortSettings(Params, kw_only=True):
             raise ValueError(f"stopbits must be 1, 1.5 or 2, got {self.stopbits}")
 
 
-DeviceModel = Literal["203.2TD", "204", "208", "230", "231", "234", "236", "238"]
 Password = Annotated[str, Meta(min_length=6, max_length=6)]
 
 
 class MeterDevice(Params, kw_only=True):
     port: Annotated[str, Meta(min_length=1)]
     serial_number: Annotated[str, Meta(min_length=1)]
-    device_model: DeviceModel
+    device_model: Annotated[str, Meta(min_length=1)]
+    """One of the models the meter plugin supports (its serial backend's ``models``)."""
     port_settings: PortSettings = msgspec.field(default_factory=PortSettings)
     address: Annotated[int, Meta(ge=0, le=240)] | UnsetType = UNSET
     """The meter's bus address (devices/get shows it; the meter plugin's default when absent):
@@ -293,7 +294,6 @@ HINTS = {
     "status": "0 or 1",
     "suffix_type": "ip, no_change or empty",
     "state": "new, ok, unreachable or error (or a list of them)",
-    "device_model": "203.2TD, 204, 208, 230, 231, 234, 236 or 238",
     "access_level": "1 or 2",
     "parity": "N, E, O, M or S",
     "bytesize": "5, 6, 7 or 8",

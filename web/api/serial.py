@@ -1,6 +1,6 @@
 """Serial-port methods (manual §3.5.8–3.5.9): ports and the meters on them.
 
-They talk to whatever plugin answers the ``webbo_serial_backend`` hook (the Mercury plugin).
+They talk to the agent's serial backend, a service that a plugin provides (the Mercury plugin).
 Without one they answer 501 with a message that says so; nothing pretends to work.
 """
 
@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 
 from webbo.agent.core.contract import SerialBackend
-from webbo.agent.fleet.control import TaskFailed
+from webbo.agent.core.tasks import TaskFailed
+from webbo.web import services
 from webbo.web.api.core import METHODS, ApiError, Call
 from webbo.web.api.schemas import (
     AddDeviceParams,
@@ -25,8 +26,7 @@ ERRORS = (400, 401, 415, 422, 500, 501)
 
 
 def backend(call: Call) -> SerialBackend:
-    agent = call.agent
-    found = agent.registry.hook.webbo_serial_backend(context=agent)
+    found = services.serial_backend(call.agent)
     if found is None:
         raise ApiError(501, "no meter support is loaded: no plugin provides the serial "
                             "backend (the mercury plugin is not installed or failed to load; "
@@ -45,7 +45,7 @@ async def get_ports(call: Call, params: GetPortsParams) -> Any:
     async def body() -> list[str]:
         return list(await serial.get_ports(params.include_all))
 
-    return call.controller.start_job("serial/get-ports", call.who, body,
+    return call.tasks.start_job("serial/get-ports", call.who, body,
                                      {"include_all": params.include_all})
 
 
@@ -61,13 +61,17 @@ async def devices_get(call: Call, params: NoParams) -> list[dict[str, Any]]:
              task_result=bool, errors=ERRORS, examples=({"device": {
                  "port": "/dev/ttyACM0", "device_model": "230", "serial_number": "43099131-20"}},))
 async def devices_add(call: Call, params: AddDeviceParams) -> Any:
-    """Adds a meter: ``device`` needs ``port``, ``serial_number`` and ``device_model``
-    (203.2TD, 204, 208, 230, 231, 234, 236 or 238); ``port_settings``, ``access_level`` (1 or
+    """Adds a meter: ``device`` needs ``port``, ``serial_number`` and ``device_model`` (one of
+    the models the meter plugin supports: 203.2TD, 204, 208, 230, 231, 234, 236 or 238 with the
+    Mercury plugin); ``port_settings``, ``access_level`` (1 or
     2), ``password_1`` and ``password_2`` (6 characters) are optional with the manual's
     defaults. The meter must answer on its port before it is added. Result ``true``; a meter
     that does not answer, a duplicate serial number or an unknown port fail the task with the
     reason."""
     serial = backend(call)
+    if params.device.device_model not in serial.models:
+        raise ApiError(422, f"device.device_model: invalid value {params.device.device_model!r}; "
+                            f"expected {', '.join(serial.models)}")
     device = msgspec.to_builtins(params.device)
 
     async def body() -> bool:
@@ -75,7 +79,7 @@ async def devices_add(call: Call, params: AddDeviceParams) -> Any:
             raise TaskFailed(f"meter {params.device.serial_number} was not added")
         return True
 
-    return call.controller.start_job("serial/devices/add", call.who, body, {"device": device})
+    return call.tasks.start_job("serial/devices/add", call.who, body, {"device": device})
 
 
 @METHODS.add("/serial/devices/delete", DeleteDeviceParams, summary="Remove a meter",
@@ -92,5 +96,5 @@ async def devices_delete(call: Call, params: DeleteDeviceParams) -> Any:
             raise TaskFailed(f"no meter with serial number {number}")
         return True
 
-    return call.controller.start_job("serial/devices/delete", call.who, body,
+    return call.tasks.start_job("serial/devices/delete", call.who, body,
                                      {"serial_number": number})

@@ -16,7 +16,7 @@ async def task_info(call: Call, params: TaskIdParams) -> dict[str, Any]:
     (no such task: never created, already reported, or expired), ``pending`` (repeat the call
     later), ``success`` (``result`` holds the task's result), ``failure`` (``result`` holds the
     error) or ``canceled``. A finished task is reported once; asked again it is ``unknown``."""
-    return call.controller.tasks.info(params.task_id)
+    return call.tasks.registry.info(params.task_id)
 
 
 @METHODS.add("/task-cancel", TaskIdParams, summary="Cancel a pending task", tag="tasks",
@@ -28,8 +28,8 @@ async def task_cancel(call: Call, params: TaskIdParams) -> dict[str, Any]:
     for them and answers ``{"status": "canceled", "result": null}``; /api/task-info then
     reports ``canceled`` once. For a task that already finished it answers that task's status
     without consuming it; ``invalid`` / ``unknown`` as /api/task-info does."""
-    answer = await call.controller.tasks.cancel(params.task_id)
+    answer = await call.tasks.registry.cancel(params.task_id)
     if answer["status"] == "canceled":
-        call.controller.audit.write({"event": "cancel", "task_id": params.task_id,
+        call.tasks.audit.write({"event": "cancel", "task_id": params.task_id,
                                      "who": call.who})
     return answer

@@ -14,13 +14,8 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 
-from webbo.web.auth import (
-    MIN_PASSWORD_LENGTH,
-    TooManyAttempts,
-    authenticate_user,
-    create_api_key,
-    verify_password,
-)
+from webbo.web.auth import TooManyAttempts, authenticate_user, create_api_key
+from webbo.web.passwords import MIN_PASSWORD_LENGTH, verify_password
 from webbo.web.state import DEFAULT_USER, StateStore
 from webbo.web.ui.common import principal, redirect, safe_next
 from webbo.web.ui.i18n import translator

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect
 
+from webbo.agent.core.agent import Agent
 from webbo.web.auth import Principal
 from webbo.web.ui.i18n import translator
 from webbo.web.ui.render import HEADERS, ctx, html
@@ -18,8 +19,9 @@ from webbo.web.ui.session import CsrfRefused, LoginRequired, session_of
 __all__ = ["agent_of", "json", "principal", "redirect", "ui_exception_handlers"]
 
 
-def agent_of(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state["agent"]
+def agent_of(request: Request[Any, Any, Any]) -> Agent:
+    agent: Agent = request.app.state["agent"]
+    return agent
 
 
 def principal(request: Request[Any, Any, Any]) -> Principal:

@@ -1,9 +1,10 @@
 """The Miners table's query: search, filters, sort and pages over the inventory, server-side.
 
-It works on the inventory's :class:`~webbo.agent.fleet.inventory.Device` objects directly (no copies):
-filtering and sorting 10,000 miners is a few passes of cheap key functions, and only the page
-being shown is turned into row dicts for the template. The same query drives the rack map and
-"select every miner that matches" in the actions, so what the operator sees is what is acted on.
+It works on the inventory's :class:`~webbo.agent.fleet.inventory.Device` objects directly (no
+copies): filtering and sorting 10,000 miners is a few passes of cheap key functions, and only
+the page being shown is turned into row dicts for the template. The same query drives the rack
+map and "select every miner that matches" in the actions, so what the operator sees is what is
+acted on.
 """
 
 from __future__ import annotations

@@ -1,23 +1,22 @@
 """Settings ▸ Meter settings, and the Meters page.
 
-Both talk to the serial backend (the Mercury plugin's ``webbo_serial_backend`` hook object):
+Both talk to the agent's serial backend (a service the Mercury plugin provides):
 "Refresh ports" lists the ports, "Add device" runs the live test of ``add_device`` and says what
 the meter answered, the table of added meters deletes with ``delete_device``. The Meters page
-reads the live values of each polled meter from the plugin's service (``meters()`` of
-``agent.services["mercury"]``) without importing the plugin: without meter support the pages
-say so instead of failing.
+reads the live values of each polled meter from the same backend (``meters()``) without
+importing the plugin: without meter support the pages say so instead of failing.
 """
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request, Response, get, post
 
-from webbo.agent.fleet.control import Controller, TaskStatus
-from webbo.web.api.schemas import DeviceModel
+from webbo.agent.core.contract import SerialBackend
+from webbo.agent.core.tasks import TaskStatus
+from webbo.web import services
 from webbo.web.ui.common import agent_of, principal, redirect
 from webbo.web.ui.i18n import translator
 from webbo.web.ui.render import ctx, html
@@ -25,7 +24,6 @@ from webbo.web.ui.render import ctx, html
 __all__ = ["meter_handlers"]
 
 
-MODELS = typing.get_args(DeviceModel)
 BAUDRATES = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 FORM_DEFAULTS = {"port": "", "device_model": "230", "serial_number": "", "address": "1",
                  "access_level": "1", "password_1": "111111", "password_2": "222222",
@@ -33,9 +31,8 @@ FORM_DEFAULTS = {"port": "", "device_model": "230", "serial_number": "", "addres
                  "timeout": "", "all_ports": ""}
 
 
-def backend_of(request: Request[Any, Any, Any]) -> Any:
-    agent = agent_of(request)
-    return agent.registry.hook.webbo_serial_backend(context=agent)
+def backend_of(request: Request[Any, Any, Any]) -> SerialBackend | None:
+    return services.serial_backend(agent_of(request))
 
 
 def _number(text: str) -> int | float | str:
@@ -68,10 +65,9 @@ def device_from_form(form: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _live_meters(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-    """The serial plugin's live view of each polled meter, if it offers one."""
-    service = agent_of(request).services.get("mercury")
-    reader = getattr(service, "meters", None)
-    return list(reader()) if callable(reader) else []
+    """The serial backend's live view of each polled meter."""
+    backend = backend_of(request)
+    return list(backend.meters()) if backend is not None else []
 
 
 def _meters_page(request: Request[Any, Any, Any], *, status: int = 200,
@@ -88,7 +84,8 @@ def _meters_page(request: Request[Any, Any, Any], *, status: int = 200,
     values.setdefault("settings_open", False)
     return html(request, "settings_meters.html", status, active="settings_meters",
                 backend=backend is not None, devices=devices, live_by_serial=live,
-                form=dict(form or FORM_DEFAULTS), models=MODELS, baudrates=BAUDRATES, **values)
+                form=dict(form or FORM_DEFAULTS),
+                models=backend.models if backend is not None else (), baudrates=BAUDRATES, **values)
 
 
 @get("/settings/meters", sync_to_thread=False, include_in_schema=False)
@@ -120,13 +117,12 @@ async def meters_submit(request: Request[Any, Any, Any]) -> Response[Any]:
         ports = await backend.get_ports(bool(form["all_ports"]))
         return _meters_page(request, form=form, ports=ports, ports_listed=True, focus="port")
     device = device_from_form(form)
-    controller = Controller.of(agent_of(request))
 
     async def add() -> bool:
         return bool(await backend.add_device(device))
 
-    task = controller.start_job("serial/devices/add", principal(request).label, add,
-                                {"device": device, "via": "web UI"})
+    task = agent_of(request).tasks.start_job("serial/devices/add", principal(request).label,
+                                             add, {"device": device, "via": "web UI"})
     assert task.handle is not None
     await task.handle
     if task.status == TaskStatus.SUCCESS and task.result:
@@ -150,13 +146,12 @@ async def meters_delete(request: Request[Any, Any, Any]) -> Response[Any]:
     backend = backend_of(request)
     if backend is None:
         return _meters_page(request, status=501)
-    controller = Controller.of(agent_of(request))
 
     async def delete() -> bool:
         return bool(await backend.delete_device(serial))
 
-    task = controller.start_job("serial/devices/delete", principal(request).label, delete,
-                                {"serial_number": serial, "via": "web UI"})
+    task = agent_of(request).tasks.start_job("serial/devices/delete", principal(request).label,
+                                             delete, {"serial_number": serial, "via": "web UI"})
     assert task.handle is not None
     await task.handle
     if task.status == TaskStatus.SUCCESS:

@@ -2,9 +2,10 @@
 
 Live parts are re-rendered by the server (the same Jinja templates as the first load) and
 fetched by the pages' small scripts: ``/ui/miners/rows`` answers the table's parts as JSON,
-the other ``/ui/...`` fragments are HTML. Actions start :class:`~webbo.agent.fleet.control.Controller`
-tasks exactly as the API's methods do (same selection, same audit log, results keyed by MAC);
-the page then follows the task through ``/ui/tasks/{id}`` without consuming it.
+the other ``/ui/...`` fragments are HTML. Actions start
+:class:`~webbo.agent.fleet.control.Controller` tasks exactly as the API's methods do (same
+selection, same audit log, results keyed by MAC); the page then follows the task through
+``/ui/tasks/{id}`` without consuming it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 
-from webbo.agent.core.contract import Action
-from webbo.agent.fleet.control import Controller, PoolSpec, SelectionError, Selector, TaskStatus
+from webbo.agent.core.tasks import TaskStatus
+from webbo.agent.fleet.discovery import MinerFleet
+from webbo.agent.fleet.driver import Action
 from webbo.agent.fleet.inventory import Device
+from webbo.agent.fleet.pools import PoolSpec
+from webbo.agent.fleet.selectors import SelectionError, Selector
+from webbo.web import services
 from webbo.web.ui.chart import chart_svg
 from webbo.web.ui.common import agent_of, json, principal
 from webbo.web.ui.fleet_view import PAGE_SIZES, MinerQuery, hottest, ratio, run_query, select
@@ -114,8 +119,8 @@ env.globals.update(temp_level=temp_level, ratio_level=ratio_level, pool_host=poo
 # -- the table -----------------------------------------------------------------------------------
 
 
-def _fleet(request: Request[Any, Any, Any]) -> Any:
-    return agent_of(request).services.get("miners")
+def _fleet(request: Request[Any, Any, Any]) -> MinerFleet | None:
+    return services.fleet(agent_of(request))
 
 
 def _devices(request: Request[Any, Any, Any]) -> list[Device]:
@@ -288,8 +293,8 @@ async def miner_action(request: Request[Any, Any, Any]) -> Response[bytes]:
     macs = _chosen_macs(request, body)
     if not macs:
         return json({"error": translator(ctx(request)["lang"])("act.none")}, 422)
-    controller = Controller.of(agent_of(request))
     try:
+        controller = services.controller(agent_of(request))
         task = controller.start_action(planned.method, principal(request).label,
                                        Selector(macs=macs), planned.action, planned.params,
                                        pools=planned.pools)
@@ -311,7 +316,7 @@ def _results(request: Request[Any, Any, Any], result: Any
 def task_view(request: Request[Any, Any, Any], task_id: FromPath[str]) -> Response[bytes]:
     """A task's progress and, once it ended, its per-miner results (without consuming the
     task: the API's /api/task-info still reports it)."""
-    task = Controller.of(agent_of(request)).tasks.tasks.get(task_id)
+    task = agent_of(request).tasks.registry.peek(task_id)
     if task is None:
         return json({"error": "no such task (finished long ago, or never started)"}, 404)
     results = _results(request, task.result) if task.status == TaskStatus.SUCCESS else None

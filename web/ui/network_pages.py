@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request, Response, get, post
 
 from webbo.agent.core.config import ConfigError
-from webbo.agent.fleet.control import Controller, TaskStatus, network_payload
+from webbo.agent.core.network import network_payload, set_network
+from webbo.agent.core.tasks import TaskStatus
 from webbo.web.ui.common import agent_of, principal, redirect
 from webbo.web.ui.i18n import translator
 from webbo.web.ui.render import ctx, html
@@ -80,22 +80,6 @@ def apply_op(groups: list[dict[str, Any]], op: str) -> str | None:
         if args[1] < len(ranges):
             del ranges[args[1]]
     return None
-
-
-def _uuid4_or_new(value: str) -> str:
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return str(uuid.uuid4())
-    return str(parsed) if parsed.version == 4 else str(uuid.uuid4())
-
-
-def for_config(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tables for ``[[network.ip_range_groups]]``: new groups and ranges get their UUID4 now
-    (kept from then on), addresses are passed as typed for the config's own checks."""
-    return [{"name": g["name"], "uuid": _uuid4_or_new(g["uuid"]), "ip_ranges": [
-        {"name": r["name"], "uuid": _uuid4_or_new(r["uuid"]), "first": r["first"],
-         "last": r["last"]} for r in g["ip_ranges"]]} for g in groups]
 
 
 _PATH = re.compile(r"^network\.ip_range_groups\[(\d+)\](?:\.ip_ranges\[(\d+)\])?(?:\.(\w+))?$")
@@ -190,24 +174,13 @@ async def network_submit(request: Request[Any, Any, Any]) -> Response[Any]:
         return _network_page(request, groups, dirty=True, focus=focus)
     lang = ctx(request)["lang"]
     agent = agent_of(request)
-    controller = Controller.of(agent)
-    items = for_config(groups)
-    mutate = controller.network_mutation(items)
     try:
-        controller.check_edit(mutate)
+        task = set_network(agent.edits, agent.tasks, principal(request).label, groups,
+                           via="web UI")
     except ConfigError as exc:
         errors, general = map_errors(exc, lang)
         return _network_page(request, groups, status=422, errors=errors, form_errors=general,
                              dirty=True)
-
-    async def apply() -> bool:
-        await agent.edit(mutate)
-        return True
-
-    ranges = sum(len(g["ip_ranges"]) for g in items)
-    task = controller.start_job("set-network", principal(request).label, apply,
-                                {"groups": len(items), "ranges": ranges, "network": items,
-                                 "via": "web UI"})
     assert task.handle is not None
     await task.handle
     if task.status != TaskStatus.SUCCESS:

@@ -9,8 +9,8 @@ it, so :func:`multicall` falls back to one command per connection.
 
 Firmwares send broken JSON in known ways (reference §1.4). :func:`decode` tries the fast, strict
 parse first and repairs only when that fails, so the repairs cost nothing on healthy devices.
-Numbers often arrive as strings (``"GHS 5s": "140258.58"``): read them with :func:`as_float` /
-:func:`as_int`, which never raise.
+Numbers often arrive as strings (``"GHS 5s": "140258.58"``): read them with
+:mod:`webbo.plugins.common.numbers`, which never raises.
 """
 
 from __future__ import annotations
@@ -21,25 +21,27 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core.errors import DeviceError
-from webbo.agent.fleet.net import DeviceTimeout, Net, nul_terminated
+from webbo.agent.plugin import DeviceError, DeviceTimeout, Net
+from webbo.plugins.common.numbers import as_int
 
 __all__ = [
     "RpcError",
-    "as_float",
-    "as_int",
     "call",
     "decode",
     "encode_request",
     "multicall",
     "probe_call",
     "repair",
-    "to_ths",
 ]
 
 DEFAULT_PORT = 4028
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+
+
+def nul_terminated(buffer: bytearray) -> bool:
+    """A cgminer reply is complete when it ends with one NUL byte."""
+    return buffer.endswith(b"\x00")
 
 
 class RpcError(DeviceError):
@@ -241,71 +243,20 @@ async def multicall(net: Net, ip: str, commands: Iterable[str], *, port: int = D
 # -- lenient numbers and units ------------------------------------------------------------------
 
 
-def as_float(value: Any) -> float | None:
-    """A float from a number or a numeric string; None for anything else (never raises)."""
-    kind = type(value)
-    if kind is float:  # the common case first: this runs ~50 times per miner per poll
-        return value if value - value == 0.0 else None  # NaN and ±inf are not numbers
-    if kind is int:
-        return float(value)
-    if kind is str:
-        try:  # float() strips the same whitespace str.strip() does
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            return number if number - number == 0.0 else None
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        text = value.strip().rstrip("%").strip()
-        if not text:
-            return None
-        try:
-            number = float(text)
-        except ValueError:
-            match = _LEADING_NUMBER.match(text)
-            if not match:
-                return None
-            number = float(match.group(0))
-    else:
-        return None
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    return number
 
 
-_LEADING_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?")
 
 
-def as_int(value: Any) -> int | None:
-    number = as_float(value)
-    return None if number is None else int(number)
 
 
-_UNIT_TO_THS = {
-    "H": 1e-12, "KH": 1e-9, "MH": 1e-6, "GH": 1e-3, "TH": 1.0, "PH": 1e3, "EH": 1e6,
-}
 
 
-def to_ths(value: Any, unit: str = "GH") -> float | None:
-    """A hashrate in ``unit`` ("GH", "MH/s", "TH", "H/s", ...) converted to TH/s."""
-    number = as_float(value)
-    if number is None:
-        return None
-    key = unit.upper().replace("/S", "").replace("HS", "H").strip() or "GH"
-    factor = _UNIT_TO_THS.get(key)
-    if factor is None:
-        return None
-    return number * factor
 
 
 async def probe_call(probe: Any, command: str, *, port: int = DEFAULT_PORT,
                      timeout: float | None = None) -> dict[str, Any]:
     """``command`` asked once per address through an identification
-    :class:`~webbo.agent.fleet.net.Probe` (so every driver that wants RPC ``version`` shares one
+    :class:`~webbo.agent.plugin.Probe` (so every driver that wants RPC ``version`` shares one
     connection). Raises like :func:`call`; the error is remembered too."""
 
     async def ask() -> dict[str, Any]:

@@ -33,8 +33,7 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core.contract import SimOptions
-from webbo.agent.fleet.net import ip_to_int
+from webbo.agent.plugin import SimOptions, ip_to_int
 
 __all__ = [
     "FAULTS",

@@ -1,60 +1,38 @@
 """Input ``bitmain_http``: Antminer stock firmware (RPC on 4028 + the CGI web interface).
 
-The plugin module: registers the ``bitmain_http`` miner input, its control actions and the
-``antminer`` family of simulated devices. Protocol code: :mod:`.digest`, :mod:`.web`,
-:mod:`.driver`, :mod:`.control`; simulated devices: :mod:`.simulator`.
+The plugin module: registers the ``bitmain_http`` miner driver (:mod:`.driver`; control in
+:mod:`.control`, the CGI client in :mod:`.web` and :mod:`.digest`) and the ``antminer`` family of
+simulated devices (:mod:`.sim`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
-from webbo.agent.core.contract import (
-    ControlRequest,
-    InputType,
-    PluginContext,
-    SimOptions,
-    SimulatorType,
-)
-from webbo.agent.core.hookspecs import hookimpl
-from webbo.plugins.inputs.cgminer.glue import control_for
-
-
-def _factory(config: Any, context: PluginContext) -> Any:
-    from webbo.plugins.inputs.bitmain_http.driver import BitmainDriver
-
-    return BitmainDriver(config, context)
+from webbo.agent.plugin import InputType, SimOptions, SimulatorType, hookimpl, miner_driver
+from webbo.plugins.inputs.bitmain_http.driver import BitmainConfig, BitmainDriver
 
 
 @hookimpl
 def webbo_inputs() -> list[InputType]:
-    from webbo.plugins.inputs.bitmain_http.driver import BitmainConfig
-
-    return [InputType("bitmain_http", BitmainConfig, _factory,
-                      "Antminer stock firmware: RPC stats, CGI identity and control",
-                      kind="miner")]
-
-
-def _run_action() -> Any:
-    from webbo.plugins.inputs.bitmain_http.control import run_action
-
-    return run_action
-
-
-@hookimpl
-def webbo_control(request: ControlRequest) -> Awaitable[Any] | None:
-    return control_for(request, "bitmain_http", _run_action)
+    return [miner_driver(BitmainDriver, BitmainConfig,
+                         "Antminer stock firmware: RPC stats, CGI identity and control")]
 
 
 async def _start_sim(addresses: list[str], options: SimOptions) -> Any:
-    from webbo.plugins.inputs.bitmain_http.sim.antminer import start
+    from webbo.plugins.inputs.bitmain_http.sim import start  # only when simulating
 
     return await start(addresses, options)
+
+
+def _reads_with(options: SimOptions) -> list[tuple[str, dict[str, Any]]]:
+    """The web interface on the simulator's HTTP port; settings read often, as a demo shows
+    control results at once."""
+    return [("bitmain_http", {"web_port": options.http_port, "settings_every": 3})]
 
 
 @hookimpl
 def webbo_simulators() -> list[SimulatorType]:
     return [SimulatorType("antminer", "miner", _start_sim,
                           "Antminer S19, S19j Pro, S19 XP, S21, T21 (stock firmware)",
-                          weight=1.0)]
+                          weight=1.0, reads_with=_reads_with)]

@@ -19,37 +19,32 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from webbo.agent.core.config import ConfigError, Duration, MinerInputConfig
-from webbo.agent.core.contract import PluginContext
-from webbo.agent.core.errors import DeviceError
-from webbo.agent.fleet.inventory import Device
-from webbo.agent.fleet.model import (
+from webbo.agent.plugin import (
+    PRIORITY_FIRMWARE,
     BoardReading,
+    ConfigError,
+    Device,
+    DeviceError,
+    DeviceUnreachable,
+    DriverContext,
+    Duration,
     ErrorCode,
     Identity,
     LedStatus,
+    MinerInputConfig,
     PoolReading,
+    Probe,
     Reading,
     WorkMode,
     normalise_mac,
 )
-from webbo.agent.fleet.net import DeviceUnreachable, Net, Probe
+from webbo.plugins.common.numbers import as_float, as_int, to_ths
 from webbo.plugins.common.rpc4028 import client as rpc
+from webbo.plugins.common.rpc4028.parse import reading_from
+from webbo.plugins.inputs.bitmain_http.control import AntminerControl, work_mode_of
 from webbo.plugins.inputs.bitmain_http.web import WebClient, get_root
-from webbo.plugins.inputs.cgminer.driver import reading_from
 
-__all__ = ["MODE_TO_VALUE", "BitmainConfig", "BitmainDriver", "work_mode_of"]
-
-MODE_TO_VALUE = {WorkMode.NORMAL: 0, WorkMode.SLEEP: 1, WorkMode.LOW_POWER: 3}
-VALUE_TO_MODE = {"0": WorkMode.NORMAL, "": WorkMode.NORMAL, "1": WorkMode.SLEEP,
-                 "3": WorkMode.LOW_POWER}
-
-
-def work_mode_of(conf: dict[str, Any]) -> WorkMode:
-    """``bitmain-work-mode`` of get_miner_conf (a string on real firmware) → WorkMode."""
-    value = conf.get("bitmain-work-mode", "")
-    return VALUE_TO_MODE.get(str(value).strip(), WorkMode.UNKNOWN)
-
+__all__ = ["BitmainConfig", "BitmainDriver"]
 
 class BitmainConfig(MinerInputConfig, kw_only=True):
     """``[[inputs.bitmain_http]]``."""
@@ -87,15 +82,16 @@ class _Settings:
     """Polls left until the next read (0: read at the next poll)."""
 
 
-class BitmainDriver:
-    """One ``[[inputs.bitmain_http]]`` instance (credentials and ports for its scope)."""
+class BitmainDriver(AntminerControl):
+    """Antminer stock firmware: RPC stats, CGI identity and control."""
 
     name = "bitmain_http"
-    priority = 10
+    priority = PRIORITY_FIRMWARE
+    make = "Antminer"
+    config: BitmainConfig
 
-    def __init__(self, config: BitmainConfig, context: PluginContext) -> None:
-        self.config = config
-        self.net: Net = context.net or Net()
+    def __init__(self, config: BitmainConfig, context: DriverContext) -> None:
+        super().__init__(config, context)
         self.ports = (config.web_port, config.rpc_port)
         self.timeout = float(config.timeout) if config.timeout else None
         self.web = WebClient(self.net, config.username, config.password, config.web_port,
@@ -103,6 +99,8 @@ class BitmainDriver:
         self.no_multi: set[str] = set()
         self.no_rpc: set[str] = set()
         self.settings: dict[str, _Settings] = {}
+        self.conf_timeout = float(config.conf_timeout)
+        self.readback_timeout = float(config.readback_timeout)
 
     # -- identification ---------------------------------------------------------------------
 
@@ -212,13 +210,13 @@ class BitmainDriver:
 
 
 def _num(value: Any) -> float | None:
-    return rpc.as_float(value)
+    return as_float(value)
 
 
 def _max_positive(values: Any) -> float | None:
     if not isinstance(values, list):
         return None
-    numbers = [n for n in (rpc.as_float(v) for v in values) if n is not None and n > 0]
+    numbers = [n for n in (as_float(v) for v in values) if n is not None and n > 0]
     return max(numbers) if numbers else None
 
 
@@ -244,18 +242,18 @@ def reading_from_cgi(summary: dict[str, Any], stats: dict[str, Any], pools: dict
     for position, chain in enumerate(chains):
         if not isinstance(chain, dict):
             continue
-        index = rpc.as_int(chain.get("index"))
+        index = as_int(chain.get("index"))
         boards.append(BoardReading(
             index=index if index is not None else position,
-            hashrate_ths=rpc.to_ths(chain.get("rate_real"), unit),
-            expected_hashrate_ths=rpc.to_ths(chain.get("rate_ideal"), unit),
+            hashrate_ths=to_ths(chain.get("rate_real"), unit),
+            expected_hashrate_ths=to_ths(chain.get("rate_ideal"), unit),
             temp_board_c=_max_positive(chain.get("temp_pcb")),
             temp_chip_c=_max_positive(chain.get("temp_chip")),
-            chips=rpc.as_int(chain.get("asic_num")), hw_errors=rpc.as_int(chain.get("hw")),
+            chips=as_int(chain.get("asic_num")), hw_errors=as_int(chain.get("hw")),
             frequency_mhz=_num(chain.get("freq_avg")),
             serial=chain.get("sn") if isinstance(chain.get("sn"), str) else None))
     fan_raw = st.get("fan")
-    fan_values = [rpc.as_float(x) for x in fan_raw] if isinstance(fan_raw, list) else []
+    fan_values = [as_float(x) for x in fan_raw] if isinstance(fan_raw, list) else []
     fans = [int(f) for f in fan_values if f is not None and 0 < f < 1e6]
     errors = []
     for item in _list(s.get("status")):
@@ -266,22 +264,22 @@ def reading_from_cgi(summary: dict[str, Any], stats: dict[str, Any], pools: dict
     for position, pool in enumerate(_list(pools.get("POOLS"))):
         if not isinstance(pool, dict) or not pool.get("url"):
             continue
-        index = rpc.as_int(pool.get("index"))
+        index = as_int(pool.get("index"))
         pool_list.append(PoolReading(
             index=index if index is not None else position, url=str(pool.get("url")),
             user=str(pool.get("user", "")), status=str(pool.get("status", "")),
             active=position == 0 and str(pool.get("status", "")).lower() == "alive",
-            accepted=rpc.as_int(pool.get("accepted")), rejected=rpc.as_int(pool.get("rejected"))))
+            accepted=as_int(pool.get("accepted")), rejected=as_int(pool.get("rejected"))))
     temps_board = [b.temp_board_c for b in boards if b.temp_board_c is not None]
     temps_chip = [b.temp_chip_c for b in boards if b.temp_chip_c is not None]
-    hashrate = rpc.to_ths(s.get("rate_5s", st.get("rate_5s")), unit)
+    hashrate = to_ths(s.get("rate_5s", st.get("rate_5s")), unit)
     return Reading(
         time_ns=time.time_ns(), hashrate_ths=hashrate,
-        hashrate_avg_ths=rpc.to_ths(s.get("rate_avg", st.get("rate_avg")), unit),
-        expected_hashrate_ths=rpc.to_ths(s.get("rate_ideal", st.get("rate_ideal")), unit),
+        hashrate_avg_ths=to_ths(s.get("rate_avg", st.get("rate_avg")), unit),
+        expected_hashrate_ths=to_ths(s.get("rate_ideal", st.get("rate_ideal")), unit),
         temp_board_max_c=max(temps_board) if temps_board else None,
         temp_chip_max_c=max(temps_chip) if temps_chip else None, fans_rpm=fans,
-        uptime_s=rpc.as_int(s.get("elapsed", st.get("elapsed"))),
-        hw_errors=rpc.as_int(s.get("hw_all")),
+        uptime_s=as_int(s.get("elapsed", st.get("elapsed"))),
+        hw_errors=as_int(s.get("hw_all")),
         is_mining=None if hashrate is None else hashrate > 0,
         boards=boards, pools=pool_list, errors=errors)

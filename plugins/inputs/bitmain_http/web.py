@@ -1,11 +1,11 @@
 """The Antminer CGI web interface, as a client: digest auth, JSON bodies whatever the
 content-type says, bounded sockets, and errors an operator can act on.
 
-A request is one connection (:mod:`webbo.agent.fleet.http1` on ``Net.exchange``: a socket slot, the
-agent's connect and reply timeouts). Reads and writes differ on failure: a read that times out
-is just a failed read (:class:`DeviceTimeout`), a write whose answer never came has an unknown
-effect (:class:`OutcomeUnknownError`) and is never retried. A write whose connection could not
-even be opened (:class:`DeviceUnreachable`) was not applied.
+A request is one connection (``http_request`` of :mod:`webbo.agent.plugin`, on the fleet's
+``Net``: a socket slot, the agent's connect and reply timeouts). Reads and writes differ on
+failure: a read that times out is just a failed read (:class:`DeviceTimeout`), a write whose
+answer never came has an unknown effect (:class:`OutcomeUnknownError`) and is never retried. A
+write whose connection could not even be opened (:class:`DeviceUnreachable`) was not applied.
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.fleet import http1
-from webbo.agent.fleet.net import DeviceTimeout, DeviceUnreachable, Net
+from webbo.agent.plugin import (
+    DeviceError,
+    DeviceTimeout,
+    DeviceUnreachable,
+    HttpGarbled,
+    Net,
+    OutcomeUnknownError,
+    http_request,
+)
 from webbo.plugins.inputs.bitmain_http.digest import DigestClient
 
 __all__ = ["WebClient", "WebLoginRefused"]
@@ -51,7 +57,7 @@ class WebClient:
             if auth is not None:
                 headers["Authorization"] = auth
             try:
-                response = await http1.request(self.net, ip, self.port, method, path,
+                response = await http_request(self.net, ip, self.port, method, path,
                                                headers=headers, body=data, timeout=limit)
             except DeviceUnreachable:
                 raise  # never connected: nothing was sent
@@ -61,7 +67,7 @@ class WebClient:
                                               "may not have been applied") from None
                 raise DeviceTimeout(f"{host}{path}: timed out") from None
             except DeviceError as exc:
-                answered = isinstance(exc, http1.HttpGarbled)
+                answered = isinstance(exc, HttpGarbled)
                 if write and (answered or data is not None):
                     raise OutcomeUnknownError(f"{path}: connection lost ({exc}); the change may "
                                               "or may not have been applied") from None
@@ -96,7 +102,7 @@ class WebClient:
 async def get_root(net: Net, ip: str, port: int) -> tuple[int, str, str]:
     """``GET /`` without credentials: (status, WWW-Authenticate, start of the body)."""
     try:
-        response = await http1.request(net, ip, port, "GET", "/", peek=512)
+        response = await http_request(net, ip, port, "GET", "/", peek=512)
     except DeviceUnreachable:
         raise
     except DeviceTimeout:

@@ -1,60 +1,39 @@
 """Input ``cgminer``: any cgminer-compatible RPC on TCP 4028 (bmminer included).
 
-The plugin module: registers the ``cgminer`` miner input, its control actions and the
-``cgminer`` family of simulated devices. The protocol lives in :mod:`.rpc` (shared with other
-drivers), :mod:`.parse`, :mod:`.driver`, :mod:`.control`; the simulated devices in
-:mod:`.simserver` and :mod:`.simulator`.
+The plugin module: registers the ``cgminer`` miner driver (:mod:`.driver`, control in
+:mod:`.control`) and the ``cgminer`` family of simulated devices (:mod:`.sim`). The RPC itself
+is shared protocol code: :mod:`webbo.plugins.common.rpc4028`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
-from webbo.agent.core.contract import (
-    ControlRequest,
-    InputType,
-    PluginContext,
-    SimOptions,
-    SimulatorType,
-)
-from webbo.agent.core.hookspecs import hookimpl
-from webbo.plugins.inputs.cgminer.glue import control_for
-
-
-def _factory(config: Any, context: PluginContext) -> Any:
-    from webbo.plugins.inputs.cgminer.driver import CgminerDriver
-
-    return CgminerDriver(config, context)
+from webbo.agent.plugin import InputType, SimOptions, SimulatorType, hookimpl, miner_driver
+from webbo.plugins.inputs.cgminer.config import CgminerConfig
+from webbo.plugins.inputs.cgminer.driver import CgminerDriver
 
 
 @hookimpl
 def webbo_inputs() -> list[InputType]:
-    from webbo.plugins.inputs.cgminer.driver import CgminerConfig
-
-    return [InputType("cgminer", CgminerConfig, _factory,
-                      "any cgminer-compatible RPC on 4028 (generic fallback)", kind="miner")]
-
-
-def _run_action() -> Any:
-    from webbo.plugins.inputs.cgminer.control import run_action
-
-    return run_action
-
-
-@hookimpl
-def webbo_control(request: ControlRequest) -> Awaitable[Any] | None:
-    return control_for(request, "cgminer", _run_action)
+    return [miner_driver(CgminerDriver, CgminerConfig,
+                         "any cgminer-compatible RPC on 4028 (generic fallback)")]
 
 
 async def _start_sim(addresses: list[str], options: SimOptions) -> Any:
-    from webbo.plugins.inputs.cgminer.sim.device import start
+    from webbo.plugins.inputs.cgminer.sim import start  # only when simulating
 
     return await start(addresses, options)
+
+
+def _reads_with(options: SimOptions) -> list[tuple[str, dict[str, Any]]]:
+    """The simulated devices grant privileged RPC and SSH (root/admin) on their SSH port."""
+    return [("cgminer", {"write_access": True, "ssh_user": "root", "ssh_password": "admin",
+                         "ssh_port": int(options.extra.get("ssh_port", 2222))})]
 
 
 @hookimpl
 def webbo_simulators() -> list[SimulatorType]:
     return [SimulatorType("cgminer", "miner", _start_sim,
                           "generic cgminer devices (Avalon-like and bare), RPC 4028 + SSH",
-                          weight=0.05)]
+                          weight=0.05, reads_with=_reads_with)]

@@ -10,56 +10,32 @@ It is the generic fallback (lowest priority): it claims any address whose RPC an
   address, so a DHCP move makes it a new device.
 * Poll: ``summary+pools+devs`` (``+stats`` on bmminer) on one connection; a firmware that
   refuses ``+`` is remembered per device and then asked one command per connection.
+* Control, where the firmware allows it (:mod:`.control`): pools through privileged RPC when
+  ``write_access`` says the firmware grants it; reboot through SSH when credentials are set.
+  LED and work mode have no generic cgminer command: they are not offered.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from webbo.agent.core.config import ConfigError, Duration, MinerInputConfig
-from webbo.agent.core.contract import PluginContext
-from webbo.agent.core.errors import DeviceError
-from webbo.agent.fleet.inventory import Device
-from webbo.agent.fleet.model import Identity, Reading, normalise_mac
-from webbo.agent.fleet.net import Net, Probe, neighbour_mac
-from webbo.plugins.common.rpc4028 import client as rpc
-from webbo.plugins.inputs.cgminer.parse import (
-    first,
-    parse_bmminer_stats,
-    parse_devs,
-    parse_pools,
-    parse_summary,
-    section,
+from webbo.agent.plugin import (
+    PRIORITY_GENERIC,
+    Device,
+    DeviceError,
+    DriverContext,
+    Identity,
+    Probe,
+    Reading,
+    neighbour_mac,
+    normalise_mac,
 )
+from webbo.plugins.common.rpc4028 import client as rpc
+from webbo.plugins.common.rpc4028.parse import first, reading_from, section
+from webbo.plugins.inputs.cgminer.config import CgminerConfig
+from webbo.plugins.inputs.cgminer.control import CgminerControl
 
 __all__ = ["CgminerConfig", "CgminerDriver", "derive_mac", "model_of"]
-
-
-class CgminerConfig(MinerInputConfig, kw_only=True):
-    """``[[inputs.cgminer]]``."""
-
-    port: int = 4028
-    timeout: Duration | None = None
-    """Time limit of one RPC request (default: [agent] timeout)."""
-    multi_command: bool = True
-    """Ask several report commands in one ``a+b+c`` request (falls back per device)."""
-    write_access: bool = False
-    """The firmwares here grant privileged RPC (``W:`` in api-allow): pools can be changed."""
-    ssh_user: str = ""
-    """With ssh_password: reboot through SSH."""
-    ssh_password: str = ""
-    ssh_port: int = 22
-    ssh_reboot_command: str = "reboot"
-    ssh_timeout: Duration = Duration(10.0)
-
-    def check(self) -> Any:
-        for key in ("port", "ssh_port"):
-            if not 0 < getattr(self, key) < 65536:
-                yield ConfigError(key, "must be a TCP port (1-65535)")
-        if bool(self.ssh_user) != bool(self.ssh_password):
-            yield ConfigError("ssh_password" if self.ssh_user else "ssh_user",
-                              "ssh_user and ssh_password go together")
 
 
 def derive_mac(ip: str) -> str:
@@ -109,15 +85,16 @@ def model_of(version: dict[str, Any], details: dict[str, Any] | None = None
     return "cgminer", "cgminer", firmware
 
 
-class CgminerDriver:
-    """One ``[[inputs.cgminer]]`` instance."""
+class CgminerDriver(CgminerControl):
+    """Any cgminer-compatible RPC on 4028 (generic fallback)."""
 
     name = "cgminer"
-    priority = 90
+    priority = PRIORITY_GENERIC
+    make = "cgminer"
+    config: CgminerConfig
 
-    def __init__(self, config: CgminerConfig, context: PluginContext) -> None:
-        self.config = config
-        self.net: Net = context.net or Net()
+    def __init__(self, config: CgminerConfig, context: DriverContext) -> None:
+        super().__init__(config, context)
         self.ports = (config.port,)
         self.timeout = float(config.timeout) if config.timeout else None
         self.no_multi: set[str] = set()
@@ -159,26 +136,3 @@ class CgminerDriver:
         if allow and not joined:
             self.no_multi.add(device.mac)
         return reading_from(parts)
-
-
-def reading_from(parts: dict[str, dict[str, Any]]) -> Reading:
-    """Build a Reading from the replies of summary / stats / devs / pools."""
-    values: dict[str, Any] = parse_summary(parts.get("summary"))
-    if "stats" in parts:
-        stats = parse_bmminer_stats(parts["stats"])
-        uptime = stats.pop("uptime_s", None)
-        values.setdefault("uptime_s", uptime)
-        values.update(stats)
-    if "devs" in parts and "boards" not in values:
-        values.update(parse_devs(parts["devs"]))
-    if values.get("uptime_s") is None:
-        values.pop("uptime_s", None)
-    pools = parse_pools(parts.get("pools")) if "pools" in parts else []
-    reading = Reading(time_ns=time.time_ns(), pools=pools, **values)
-    if reading.hashrate_ths is not None:
-        reading.is_mining = reading.hashrate_ths > 0
-    if reading.boards and reading.hashrate_ths is None:
-        rates = [b.hashrate_ths for b in reading.boards if b.hashrate_ths is not None]
-        if rates:
-            reading.hashrate_ths = sum(rates)
-    return reading

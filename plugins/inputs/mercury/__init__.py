@@ -9,20 +9,18 @@ Modules, from the wire up:
 * :mod:`.bus` — one task per port owning the line; meters take turns; back-off; reopen;
 * :mod:`.config` — ``[[inputs.mercury]]`` (the manual's device object) and its checks;
 * :mod:`.input` — the gather input (one per meter);
-* :mod:`.backend` — ``/api/serial/*``: ports, devices get/add/delete;
-* :mod:`.simmeter`, :mod:`.simulator` — simulated meters on a pseudo-terminal.
+* :mod:`.backend` — the serial backend service: ports, devices get/add/delete, live values;
+* :mod:`.sim` — simulated meters on a pseudo-terminal (:mod:`.sim.meter` one meter,
+  :mod:`.sim.bus` the line they share).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from webbo.agent.core.contract import InputType, SimulatorType
-from webbo.agent.core.hookspecs import hookimpl
+from webbo.agent.plugin import InputType, ServiceType, SimulatorType, hookimpl
 from webbo.plugins.inputs.mercury.backend import MercuryBackend
 from webbo.plugins.inputs.mercury.config import MercuryConfig, check_all
 from webbo.plugins.inputs.mercury.input import MercuryInput
-from webbo.plugins.inputs.mercury.sim.bus import start as start_simulation
+from webbo.plugins.inputs.mercury.sim import start as start_simulation
 
 
 @hookimpl
@@ -33,13 +31,12 @@ def webbo_inputs() -> list[InputType]:
 
 
 @hookimpl
-def webbo_simulators() -> list[SimulatorType]:
-    return [SimulatorType("mercury", "meter", start_simulation,
-                          "Mercury 230-family meters on a pseudo-terminal")]
+def webbo_services() -> list[ServiceType]:
+    return [ServiceType("mercury", MercuryBackend,
+                        "the meters' serial ports: /api/serial/* and the Meters page")]
 
 
 @hookimpl
-def webbo_serial_backend(context: Any) -> MercuryBackend | None:
-    if context is None:
-        return None
-    return MercuryBackend(context)
+def webbo_simulators() -> list[SimulatorType]:
+    return [SimulatorType("mercury", "meter", start_simulation,
+                          "Mercury 230-family meters on a pseudo-terminal")]

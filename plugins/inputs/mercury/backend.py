@@ -2,13 +2,14 @@
 
 webbo.toml stays the single source of truth: ``add_device`` probes the meter live first (the
 serial number matches, the password opens the channel, the phases fit the model, one real read
-works) and only then appends an ``[[inputs.mercury]]`` table through ``agent.edit`` (comments
-kept, the whole result validated, then hot-reloaded); ``delete_device`` removes the table the
-same way. The running bus picks the change up without disturbing the other meters on it.
+works) and only then appends an ``[[inputs.mercury]]`` table through the agent's config edits
+(comments kept, the whole result validated, then hot-reloaded); ``delete_device`` removes the
+table the same way. The running bus picks the change up without disturbing the other meters
+on it.
 
-Errors: :class:`ValueError` (a :class:`~webbo.agent.core.config.ConfigError`) for a request that is
+Errors: :class:`ValueError` (a :class:`~webbo.agent.plugin.ConfigError`) for a request that is
 wrong in itself (unknown key, unsupported model, already added, unknown serial number), and
-:class:`~webbo.agent.core.errors.DeviceError` for what the meter or the port said (no answer, wrong
+:class:`~webbo.agent.plugin.DeviceError` for what the meter or the port said (no answer, wrong
 serial, wrong password, port busy).
 """
 
@@ -23,10 +24,16 @@ import structlog
 import tomlkit
 from serial.tools import list_ports
 
-from webbo.agent.core.config import ConfigError, append_table, remove_tables
-from webbo.agent.core.config import _from_msgspec as from_msgspec
+from webbo.agent.plugin import (
+    ConfigEdits,
+    ConfigError,
+    PluginContext,
+    append_table,
+    remove_tables,
+    validation_error,
+)
 from webbo.plugins.inputs.mercury import protocol as p
-from webbo.plugins.inputs.mercury.bus import MeterBuses, buses_of
+from webbo.plugins.inputs.mercury.bus import MeterBuses
 from webbo.plugins.inputs.mercury.config import MercuryConfig, check_all
 from webbo.plugins.inputs.mercury.session import describe_probe
 
@@ -66,7 +73,7 @@ def device_config(device: Mapping[str, Any]) -> MercuryConfig:
         config = msgspec.convert(dict(device), MercuryConfig)
     except msgspec.ValidationError as exc:
         # the config loader's wording: "device.address: expected int, got str"
-        raise from_msgspec("device", exc) from None
+        raise validation_error("device", exc) from None
     errors = [ConfigError(f"device.{e.path}", e.reason) for e in config.check()]
     errors += [ConfigError(f"device.port_settings.{e.path}", e.reason)
                for e in config.port_settings.check()]
@@ -76,18 +83,34 @@ def device_config(device: Mapping[str, Any]) -> MercuryConfig:
 
 
 class MercuryBackend:
-    """The ``webbo_serial_backend`` object for a running agent."""
+    """The agent's serial backend (:class:`~webbo.agent.plugin.SerialBackend`): the service
+    behind ``/api/serial/*`` and the meter pages. It also owns the agent's buses (their status,
+    their closing)."""
 
-    def __init__(self, agent: Any) -> None:
-        self.agent = agent
+    models: tuple[str, ...] = tuple(p.MODELS)
+
+    def __init__(self, context: PluginContext) -> None:
+        self.context = context
+        self.buses = context.shared.get(MeterBuses)
         self._lock = asyncio.Lock()
 
     @property
-    def buses(self) -> MeterBuses:
-        return buses_of(self.agent)
+    def _edits(self) -> ConfigEdits:
+        if self.context.edits is None:
+            raise ConfigError("", "meters cannot be changed here (no running agent)")
+        return self.context.edits
 
     def _meters(self) -> list[MercuryConfig]:
-        return list(self.agent.config.instances("inputs", "mercury"))
+        return list(self._edits.config.instances("inputs", "mercury"))
+
+    def meters(self) -> list[dict[str, Any]]:
+        return self.buses.meters()
+
+    def status(self) -> dict[str, Any]:
+        return self.buses.status()
+
+    async def close(self) -> None:
+        await self.buses.close()
 
     async def get_ports(self, include_all: bool = False) -> list[str]:
         return await asyncio.to_thread(list_serial_ports, include_all)
@@ -113,7 +136,7 @@ class MercuryBackend:
             log.info("meter probed", **describe_probe(result), port=config.port,
                      address=config.address)
             table = self._table(config, result.encoding)
-            await self.agent.edit(lambda doc: append_table(doc, TABLE, table))
+            await self._edits.apply(lambda doc: append_table(doc, TABLE, table))
         return True
 
     @staticmethod
@@ -145,7 +168,7 @@ class MercuryBackend:
                 remove_tables(doc, TABLE, lambda table: p.serial_digits(
                     str(table.get("serial_number", ""))) == digits)
 
-            await self.agent.edit(mutate)
+            await self._edits.apply(mutate)
         return True
 
 

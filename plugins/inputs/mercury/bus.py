@@ -18,14 +18,14 @@ owner that sends strictly one request at a time. Each ``[[inputs.mercury]]`` ins
   and the port close only with the last meter.
 
 :class:`MeterBuses` is the registry of buses keyed by port path. It is a long-lived agent service
-(``agent.services["mercury"]``), so buses outlive config reloads.
+(one :class:`MeterBuses` per agent, kept in the agent's shared objects), so buses outlive
+config reloads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,8 +33,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from webbo.agent.core.errors import DeviceError
-from webbo.agent.core.metric import Metric, now_ns
+from webbo.agent.plugin import DeviceError, Metric, now_ns
 from webbo.plugins.inputs.mercury.config import MercuryConfig, PortSettings
 from webbo.plugins.inputs.mercury.link import NoAnswer, PortError, SerialLink, wait_event
 from webbo.plugins.inputs.mercury.session import MeterSession, MeterState, ProbeResult
@@ -338,7 +337,7 @@ class Bus:
 
 
 class MeterBuses:
-    """Every bus of one agent, keyed by port path (``agent.services["mercury"]``)."""
+    """Every bus of one agent, keyed by port path (``context.shared.get(MeterBuses)``)."""
 
     def __init__(self) -> None:
         self.buses: dict[str, Bus] = {}
@@ -408,24 +407,3 @@ async def _probe(link: SerialLink, config: MercuryConfig) -> ProbeResult:
 def _settings_text(settings: PortSettings) -> str:
     return (f"{settings.baudrate} {settings.bytesize}{settings.parity}"
             f"{settings.serial_kwargs()['stopbits']}")
-
-
-_DETACHED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MeterBuses] = \
-    weakref.WeakKeyDictionary()
-"""Registries of inputs used without an agent, one per event loop (asyncio locks are bound
-to the loop that first uses them)."""
-
-
-def buses_of(agent: Any) -> MeterBuses:
-    """The agent's bus registry (created on first use)."""
-    if agent is None:
-        loop = asyncio.get_running_loop()
-        detached = _DETACHED.get(loop)
-        if detached is None:
-            detached = _DETACHED[loop] = MeterBuses()
-        return detached
-    services: dict[str, Any] = agent.services
-    buses = services.get("mercury")
-    if buses is None:
-        buses = services["mercury"] = MeterBuses()
-    return buses

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from webbo.agent.core.config import Config, ConfigError, Duration, InputConfig, Section
+from webbo.agent.plugin import Config, ConfigError, Duration, InputConfig, Section
 from webbo.plugins.inputs.mercury import protocol as p
 
 PARITIES = {"N": "none", "E": "even", "O": "odd", "M": "mark", "S": "space"}

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from webbo.agent.core.contract import Accumulator, PluginContext
-from webbo.agent.core.metric import FieldValue
-from webbo.plugins.inputs.mercury.bus import MeterBuses, Slot, buses_of
+from webbo.agent.plugin import Accumulator, FieldValue, PluginContext
+from webbo.plugins.inputs.mercury.bus import MeterBuses, Slot
 from webbo.plugins.inputs.mercury.config import MercuryConfig
 from webbo.plugins.inputs.mercury.link import wait_event
 
@@ -32,7 +31,7 @@ class MercuryInput:
 
     @property
     def buses(self) -> MeterBuses:
-        return buses_of(self.context.agent)
+        return self.context.shared.get(MeterBuses)
 
     async def start(self) -> None:
         if self.slot is None:

@@ -25,7 +25,7 @@ from typing import Any
 import serial
 import serial_asyncio
 
-from webbo.agent.core.errors import DeviceError
+from webbo.agent.plugin import DeviceError
 from webbo.plugins.inputs.mercury import protocol as p
 from webbo.plugins.inputs.mercury.config import PortSettings
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from webbo.agent.core.errors import DeviceError
+from webbo.agent.plugin import DeviceError
 from webbo.plugins.inputs.mercury import protocol as p
 from webbo.plugins.inputs.mercury.config import MercuryConfig
 from webbo.plugins.inputs.mercury.link import BadFrame, NoAnswer, SerialLink

@@ -18,9 +18,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from webbo.agent.core.errors import OutcomeUnknownError
-from webbo.agent.fleet.net import Net, nul_terminated
+from webbo.agent.plugin import Net, OutcomeUnknownError
 from webbo.plugins.common.rpc4028 import client as rpc
+from webbo.plugins.common.rpc4028.client import nul_terminated
 from webbo.plugins.inputs.whatsminer.crypto import (
     CryptoError,
     V2Keys,

@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.fleet.net import Net
+from webbo.agent.plugin import DeviceError, Net, OutcomeUnknownError
 from webbo.plugins.common.rpc4028.client import GarbledReply
 from webbo.plugins.inputs.whatsminer.crypto import v3_encrypt_param, v3_token
 from webbo.plugins.inputs.whatsminer.errors import (

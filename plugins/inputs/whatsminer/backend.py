@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webbo.agent.core.errors import DeviceError
-from webbo.agent.fleet.model import LedStatus, PoolReading, Reading, WorkMode
+from webbo.agent.plugin import DeviceError, LedStatus, PoolReading, Reading, WorkMode
 from webbo.plugins.inputs.whatsminer.commands import Command
 from webbo.plugins.inputs.whatsminer.wire import confirm
 

@@ -1,7 +1,7 @@
 """``[[inputs.whatsminer]]``: credentials, ports and time limits of the Whatsminer driver.
 
 Several instances can carry different passwords per group or range of ``[network]`` (see
-:class:`~webbo.agent.core.config.MinerInputConfig`); keep passwords out of the file with
+:class:`~webbo.agent.plugin.MinerInputConfig`); keep passwords out of the file with
 ``password = "${WHATSMINER_ADMIN_PASSWORD}"``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from webbo.agent.core.config import ConfigError, Duration, MinerInputConfig
+from webbo.agent.plugin import ConfigError, Duration, MinerInputConfig
 
 __all__ = ["APIS", "WhatsminerConfig"]
 

@@ -16,18 +16,20 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core.contract import Action, ControlRequest, PluginContext
-from webbo.agent.core.errors import DeviceError
-from webbo.agent.fleet.inventory import Device
-from webbo.agent.fleet.model import (
+from webbo.agent.plugin import (
+    PRIORITY_MAKE,
+    Device,
+    DeviceError,
+    DriverContext,
     Identity,
     LedStatus,
+    MinerDriver,
     MiningPool,
+    Probe,
     Reading,
     WorkMode,
     normalise_mac,
 )
-from webbo.agent.fleet.net import DeviceUnreachable, Net, Probe
 from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.inputs.whatsminer.api_v2 import V2Api, msg_of
 from webbo.plugins.inputs.whatsminer.api_v3 import V3Api
@@ -46,8 +48,6 @@ NAME = "whatsminer"
 MAKE = "Whatsminer"
 V3_SINCE = 20241101
 """Firmware from this date on answers API v3 (pyasic: after 2024-11-00; asic-rs: ≥ 2024-11-0)."""
-TOKENS_SERVICE = "whatsminer.tokens"
-POOLS_SERVICE = "whatsminer.pools"
 _DATE = re.compile(r"(\d{8})")
 
 
@@ -67,19 +67,20 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-class WhatsminerDriver:
-    name = NAME
-    priority = 20
-    """Before the generic cgminer driver (90), which would also read a Whatsminer's 4028."""
+class WhatsminerDriver(MinerDriver):
+    """MicroBT Whatsminer: btminer API v2 (4028) and v3 (4433)."""
 
-    def __init__(self, config: WhatsminerConfig, context: PluginContext) -> None:
-        self.config = config
-        agent = context.agent
-        self.net: Net = context.net if context.net is not None else Net()
-        services: dict[str, Any] = agent.services if agent is not None else {}
-        tokens = services.setdefault(TOKENS_SERVICE, TokenCache())
-        self.pool_memory: PoolMemory = services.setdefault(POOLS_SERVICE,
-                                                           PoolMemory(context.state_dir))
+    name = NAME
+    priority = PRIORITY_MAKE
+    """Before the generic cgminer driver, which would also read a Whatsminer's 4028."""
+    make = MAKE
+    config: WhatsminerConfig
+
+    def __init__(self, config: WhatsminerConfig, context: DriverContext) -> None:
+        super().__init__(config, context)
+        # one token cache and one pool-password memory per agent, whatever the instances
+        tokens = context.shared.get(TokenCache)
+        self.pool_memory = context.shared.get(PoolMemory, lambda: PoolMemory(context.state_dir))
         timeout = float(config.timeout) if config.timeout is not None else None
         confirm = float(config.confirm_timeout)
         self.v2 = V2Backend(
@@ -180,69 +181,34 @@ class WhatsminerDriver:
     async def poll(self, device: Device) -> Reading:
         return await self.backend_for(device).poll(device.ip, device.firmware or None)
 
-    # -- control --------------------------------------------------------------------------
+    # -- control ----------------------------------------------------------------------------
 
-    async def control(self, request: ControlRequest) -> Any:
-        """Run one :class:`~webbo.agent.core.contract.Action` on one device."""
-        device = request.device
-        if not device.ip:
-            raise DeviceUnreachable(f"{request.action.value}: the miner has no known address")
-        backend = self.backend_for(device)
-        ip, params = device.ip, request.params or {}
-        action = request.action
-        if action == Action.REBOOT:
-            await backend.reboot(ip)
-        elif action == Action.GET_LED:
-            return int(await backend.get_led(ip))
-        elif action == Action.SET_LED:
-            await backend.set_led(ip, _led_param(params))
-        elif action == Action.GET_WORK_MODE:
-            return (await backend.get_work_mode(ip)).value
-        elif action == Action.SET_WORK_MODE:
-            await backend.set_work_mode(ip, _mode_param(params))
-        elif action == Action.GET_POOLS:
-            slots = await backend.read_pools(ip)
-            return [{"address": url, "worker": worker,
-                     "passwd": self.pool_memory.password(device.mac, i, url, worker)}
-                    for i, (url, worker) in enumerate(slots)]
-        elif action == Action.SET_POOLS:
-            pools = _pools_param(params)
-            await backend.set_pools(ip, pools)
-            await asyncio.to_thread(self.pool_memory.remember, device.mac, pools)
-        elif action == Action.COMMAND:
-            command, args = parse_command(params)
-            return await backend.command(ip, command, args)
-        else:
-            raise DeviceError(f"{action.value}: not supported by {MAKE} {device.model}")
-        return None
+    async def reboot(self, device: Device) -> None:
+        await self.backend_for(device).reboot(device.ip)
 
+    async def get_led(self, device: Device) -> LedStatus:
+        return await self.backend_for(device).get_led(device.ip)
 
-def _led_param(params: dict[str, Any]) -> LedStatus:
-    status = params.get("status")
-    if isinstance(status, bool) or status not in (0, 1):
-        raise DeviceError(f"set_led: status must be 0 or 1, got {status!r}")
-    return LedStatus(status)
+    async def set_led(self, device: Device, status: LedStatus) -> None:
+        await self.backend_for(device).set_led(device.ip, status)
 
+    async def get_work_mode(self, device: Device) -> WorkMode:
+        return await self.backend_for(device).get_work_mode(device.ip)
 
-def _mode_param(params: dict[str, Any]) -> WorkMode:
-    mode = params.get("mode")
-    allowed = (WorkMode.NORMAL.value, WorkMode.SLEEP.value, WorkMode.LOW_POWER.value)
-    if mode not in allowed:
-        raise DeviceError(f"set_work_mode: mode must be one of {', '.join(allowed)}, "
-                          f"got {mode!r}")
-    return WorkMode(mode)
+    async def set_work_mode(self, device: Device, mode: WorkMode) -> None:
+        await self.backend_for(device).set_work_mode(device.ip, mode)
 
+    async def get_pools(self, device: Device) -> list[MiningPool]:
+        slots = await self.backend_for(device).read_pools(device.ip)
+        return [MiningPool(address=url, worker=worker,
+                           passwd=self.pool_memory.password(device.mac, i, url, worker))
+                for i, (url, worker) in enumerate(slots)]
 
-def _pools_param(params: dict[str, Any]) -> list[dict[str, str]]:
-    pools = params.get("pools")
-    if not isinstance(pools, list | tuple) or len(pools) != 3:
-        raise DeviceError("set_pools: expected three pools")
-    checked = []
-    for n, pool in enumerate(pools, start=1):
-        if isinstance(pool, MiningPool):
-            pool = msgspec.structs.asdict(pool)
-        if not isinstance(pool, dict) or not all(
-                isinstance(pool.get(k), str) for k in ("address", "worker", "passwd")):
-            raise DeviceError(f"set_pools: pool {n} needs address, worker and passwd strings")
-        checked.append({k: pool[k] for k in ("address", "worker", "passwd")})
-    return checked
+    async def set_pools(self, device: Device, pools: list[MiningPool]) -> None:
+        slots = [{"address": p.address, "worker": p.worker, "passwd": p.passwd} for p in pools]
+        await self.backend_for(device).set_pools(device.ip, slots)
+        await asyncio.to_thread(self.pool_memory.remember, device.mac, slots)
+
+    async def command(self, device: Device, name: str, args: dict[str, Any]) -> Any:
+        command, checked = parse_command({"name": name, "args": args})
+        return await self.backend_for(device).command(device.ip, command, checked)

@@ -1,12 +1,12 @@
 """Whatsminer failures, each with a message the operator can act on.
 
-All are :class:`~webbo.agent.core.errors.DeviceError` subclasses: they fail one device (one poll,
+All are :class:`~webbo.agent.plugin.DeviceError` subclasses: they fail one device (one poll,
 one control action), never the sweep or the task.
 """
 
 from __future__ import annotations
 
-from webbo.agent.core.errors import DeviceError
+from webbo.agent.plugin import DeviceError
 
 ENABLE_V2 = ("enable it on the miner: in WhatsMinerTool change the admin password from the "
              "factory default, then turn on Remote Ctrl > Miner API Switch (API v2, port 4028)")

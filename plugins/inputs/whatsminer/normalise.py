@@ -1,4 +1,4 @@
-"""Whatsminer answers → the normalised :class:`~webbo.agent.fleet.model.Reading`.
+"""Whatsminer answers → the normalised :class:`~webbo.agent.plugin.Reading`.
 
 Pure functions over decoded JSON, so they are property-tested with arbitrary input: any shape
 that is not what a firmware sends becomes a missing value (or, for the one answer a reading
@@ -12,15 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from webbo.agent.fleet.model import (
-    BoardReading,
-    ErrorCode,
-    LedStatus,
-    PoolReading,
-    Reading,
-    WorkMode,
-)
-from webbo.plugins.common.rpc4028.client import GarbledReply, as_float, as_int, to_ths
+from webbo.agent.plugin import BoardReading, ErrorCode, LedStatus, PoolReading, Reading, WorkMode
+from webbo.plugins.common.numbers import as_float, as_int, to_ths
+from webbo.plugins.common.rpc4028.client import GarbledReply
 
 __all__ = [
     "error_codes",

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core.config import write_atomically
+from webbo.agent.plugin import write_atomically
 
 __all__ = ["PoolMemory"]
 

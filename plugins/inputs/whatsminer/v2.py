@@ -15,8 +15,7 @@ import asyncio
 import time
 from typing import Any
 
-from webbo.agent.core.errors import DeviceError
-from webbo.agent.fleet.model import LedStatus, Reading, WorkMode
+from webbo.agent.plugin import DeviceError, LedStatus, Reading, WorkMode
 from webbo.plugins.common.rpc4028.client import RpcError
 from webbo.plugins.inputs.whatsminer.api_v2 import V2Api, msg_of
 from webbo.plugins.inputs.whatsminer.backend import LED_BLINK, Backend, optional, slots_of

@@ -15,8 +15,7 @@ import asyncio
 import time
 from typing import Any
 
-from webbo.agent.core.errors import DeviceError
-from webbo.agent.fleet.model import LedStatus, Reading, WorkMode
+from webbo.agent.plugin import DeviceError, LedStatus, Reading, WorkMode
 from webbo.plugins.inputs.whatsminer.api_v3 import NO_PARAM, V3Api
 from webbo.plugins.inputs.whatsminer.backend import LED_BLINK, Backend, optional, slots_of
 from webbo.plugins.inputs.whatsminer.commands import Command

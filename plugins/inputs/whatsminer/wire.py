@@ -19,8 +19,13 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core.errors import DeviceError, OutcomeUnknownError
-from webbo.agent.fleet.net import DeviceTimeout, DeviceUnreachable, Net
+from webbo.agent.plugin import (
+    DeviceError,
+    DeviceTimeout,
+    DeviceUnreachable,
+    Net,
+    OutcomeUnknownError,
+)
 from webbo.plugins.common.rpc4028.client import GarbledReply
 
 __all__ = ["confirm", "frame", "frame_complete", "send_write", "split_frames", "unframe"]

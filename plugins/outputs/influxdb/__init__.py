@@ -13,35 +13,24 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator, Sequence
 from typing import Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 
-from webbo.agent.core.config import ConfigError, Duration, OutputConfig
-from webbo.agent.core.contract import OutputType, PluginContext
-from webbo.agent.core.errors import (
+from webbo.agent.plugin import (
+    ConfigError,
+    Duration,
+    Metric,
+    OutputConfig,
+    OutputType,
+    PluginContext,
     RetryableWriteError,
     WriteError,
     error_for_status,
+    hookimpl,
+    to_lines,
 )
-from webbo.agent.core.hookspecs import hookimpl
-from webbo.agent.core.metric import Metric, to_lines
-
-
-def check_http_urls(urls: list[str], key: str = "urls") -> Iterator[ConfigError]:
-    """Each URL must be http(s)://host[:port][/path]."""
-    if not urls:
-        yield ConfigError(key, "at least one URL is required")
-    for index, url in enumerate(urls):
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018  (raises on a bad port)
-        except ValueError:
-            yield ConfigError(f"{key}[{index}]", f"not an http(s) URL: {url!r}")
-            continue
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            yield ConfigError(f"{key}[{index}]", f"not an http(s) URL: {url!r}")
+from webbo.plugins.common.urls import check_http_urls
 
 
 class InfluxDBConfig(OutputConfig):

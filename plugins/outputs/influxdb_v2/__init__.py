@@ -10,12 +10,19 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api import WritePrecision
 from influxdb_client.rest import ApiException
 
-from webbo.agent.core.config import ConfigError, Duration, OutputConfig
-from webbo.agent.core.contract import OutputType, PluginContext
-from webbo.agent.core.errors import RetryableWriteError, error_for_status
-from webbo.agent.core.hookspecs import hookimpl
-from webbo.agent.core.metric import Metric, to_lines
-from webbo.plugins.outputs.influxdb import check_http_urls
+from webbo.agent.plugin import (
+    ConfigError,
+    Duration,
+    Metric,
+    OutputConfig,
+    OutputType,
+    PluginContext,
+    RetryableWriteError,
+    error_for_status,
+    hookimpl,
+    to_lines,
+)
+from webbo.plugins.common.urls import check_http_urls
 
 
 class InfluxDBv2Config(OutputConfig):

@@ -9,10 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from webbo.agent.core.config import OutputConfig
-from webbo.agent.core.contract import OutputType, PluginContext
-from webbo.agent.core.hookspecs import hookimpl
-from webbo.agent.core.metric import Metric, to_lines
+from webbo.agent.plugin import Metric, OutputConfig, OutputType, PluginContext, hookimpl, to_lines
 
 
 class StdoutConfig(OutputConfig):

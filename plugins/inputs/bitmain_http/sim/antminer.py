@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from webbo.agent.core.contract import SimOptions
+from webbo.agent.plugin import SimOptions
 from webbo.plugins.common.rpc4028.sim_server import (
     QUIRKS,
     HttpDevice,
@@ -42,7 +42,7 @@ from webbo.plugins.common.rpc4028.sim_server import (
     sim_mac,
     status,
 )
-from webbo.plugins.inputs.bitmain_http.digest import DigestServer
+from webbo.plugins.inputs.bitmain_http.sim.digest_server import DigestServer
 
 __all__ = ["MODELS", "AntminerSim", "SimAntminer", "start"]
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncssh
 
-from webbo.agent.core.contract import SimOptions
+from webbo.agent.plugin import SimOptions
 from webbo.plugins.common.rpc4028.sim_server import (
     RpcDevice,
     SimCommandError,

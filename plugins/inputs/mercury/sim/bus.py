@@ -35,7 +35,7 @@ from typing import Any
 
 import structlog
 
-from webbo.agent.core.contract import SimOptions
+from webbo.agent.plugin import SimOptions
 from webbo.plugins.inputs.mercury import protocol as p
 from webbo.plugins.inputs.mercury.sim.meter import FAULTS, MeterFactory, MeterSpec, SimMeter
 

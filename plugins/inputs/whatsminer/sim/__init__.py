@@ -30,7 +30,7 @@ import ipaddress
 import random
 from typing import Any
 
-from webbo.agent.core.contract import SimOptions
+from webbo.agent.plugin import SimOptions
 from webbo.plugins.inputs.whatsminer.sim.profiles import PROFILES, Profile
 from webbo.plugins.inputs.whatsminer.sim.servers import DeviceServers
 from webbo.plugins.inputs.whatsminer.sim.state import SimClock, SimDevice

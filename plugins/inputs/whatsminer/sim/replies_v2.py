@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from webbo.plugins.common.rpc4028.client import as_int
+from webbo.plugins.common.numbers import as_int
 from webbo.plugins.inputs.whatsminer.crypto import CryptoError, v2_decrypt, v2_encrypt
 from webbo.plugins.inputs.whatsminer.sim.state import Pool, SimDevice
 

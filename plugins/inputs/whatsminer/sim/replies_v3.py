@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from webbo.plugins.common.rpc4028.client import as_int
+from webbo.plugins.common.numbers import as_int
 from webbo.plugins.inputs.whatsminer.crypto import CryptoError, v3_decrypt_param, v3_token
 from webbo.plugins.inputs.whatsminer.sim.replies_v2 import Outcome, dumps
 from webbo.plugins.inputs.whatsminer.sim.state import Pool, SimDevice
