@@ -16,7 +16,7 @@ from typing import Any
 
 import tomlkit
 
-from webbo.agent.core.config import NetworkSection
+from webbo.agent.core.config import Config, NetworkSection
 from webbo.agent.core.config_edit import ConfigEditor, set_table_array
 from webbo.agent.core.contract import Mutation
 from webbo.agent.core.tasks import Task, TaskService
@@ -76,13 +76,14 @@ def network_edit(items: Sequence[Mapping[str, Any]]) -> Mutation:
 
 
 def set_network(edits: ConfigEditor, tasks: TaskService, who: str,
-                groups: Sequence[Mapping[str, Any]], via: str = "") -> Task:
+                groups: Sequence[Mapping[str, Any]], via: str = "") -> tuple[Task, Config]:
     """set-network, the one use case behind the API, the UI and the CLI: validate the new
     Network as a dry run (raises ConfigError naming the field, before any task starts), then
-    start the task that writes webbo.toml (comments kept) and reloads. Its result is ``true``."""
+    start the task that writes webbo.toml (comments kept) and reloads. Its result is ``true``.
+    Returns the task and the config it will put in force."""
     items = network_items(groups)
     mutate = network_edit(items)
-    edits.check(mutate)
+    config = edits.check(mutate)
 
     async def apply() -> bool:
         await edits.apply(mutate)
@@ -93,4 +94,4 @@ def set_network(edits: ConfigEditor, tasks: TaskService, who: str,
                                "network": items}
     if via:
         details["via"] = via
-    return tasks.start_job("set-network", who, apply, details)
+    return tasks.start_job("set-network", who, apply, details), config

@@ -31,12 +31,20 @@ import structlog
 from webbo.agent.core.config import Config, PluginInstance, config_key
 from webbo.agent.core.contract import Accumulator, CoreInput, PluginContext
 from webbo.agent.core.errors import DeviceError
+from webbo.agent.fleet.addresses import AddressSummary, summarise
 from webbo.agent.fleet.driver import DriverContext, MinerDriver, MinerInputConfig
 from webbo.agent.fleet.history import MinerHistory
 from webbo.agent.fleet.inventory import Device, Inventory, Place, RangeMap
 from webbo.agent.fleet.metrics import failure_metric, reading_metrics
 from webbo.agent.fleet.model import Identity
-from webbo.agent.fleet.net import DeviceUnreachable, Net, Probe, int_to_ip, ip_to_int
+from webbo.agent.fleet.net import (
+    DeviceTimeout,
+    DeviceUnreachable,
+    Net,
+    Probe,
+    int_to_ip,
+    ip_to_int,
+)
 
 log = structlog.get_logger("webbo.discovery")
 
@@ -127,6 +135,8 @@ class MinerFleet:
         """The recent past of each miner, for the web UI's charts (memory only)."""
         self._driver_key = b""
         self._chosen: dict[tuple[str, str, str], DriverInstance | None] = {}
+        self._summaries: dict[tuple[str | None, str | None], tuple[float, AddressSummary]] = {}
+        self._told = ""
 
     @staticmethod
     def _make_net(config: Config) -> Net:
@@ -160,6 +170,11 @@ class MinerFleet:
             self.drivers = self._build_drivers(config, instances)
             self._driver_key = key
         self._chosen.clear()
+        self._summaries.clear()
+        if self.problem != self._told:
+            self._told = self.problem
+            if self.problem:
+                log.warning("nothing is swept", reason=self.problem)
         return instances
 
     def _build_drivers(self, config: Config, instances: list[PluginInstance]
@@ -293,9 +308,14 @@ class MinerFleet:
         if identity is None:
             stats.unknown += 1
             if known is not None:
-                self._failed(known, "error", f"{ip} answers, but no driver recognises it",
-                             acc, stats)
-            self.inventory.record_unknown(ip, open_ports, probe.said)
+                if probe.timed_out:
+                    self._failed(known, "timeout", f"{ip} accepts connections but does not "
+                                 "answer in time", acc, stats)
+                else:
+                    self._failed(known, "error", f"{ip} answers, but no driver recognises it",
+                                 acc, stats)
+            self.inventory.record_unknown(ip, open_ports, probe.said,
+                                          "timeout" if probe.timed_out else "unrecognised")
             self.inventory.back_off(ip_int, float(self.config.agent.dead_address_backoff),
                                     time.monotonic())
             log.debug("unknown device", ip=ip, ports=sorted(open_ports), said=probe.said)
@@ -326,8 +346,13 @@ class MinerFleet:
                 async with asyncio.timeout(remaining):
                     identity = await item.driver.identify(probe)
             except TimeoutError:
+                probe.timed_out = True
                 probe.note(f"{item.name}: no complete answer within {budget:g} s")
                 return None
+            except DeviceTimeout as exc:
+                probe.timed_out = True
+                probe.note(f"{item.name}: {exc}")
+                continue
             except DeviceError as exc:
                 probe.note(f"{item.name}: {exc}")
                 continue
@@ -350,6 +375,9 @@ class MinerFleet:
         except DeviceUnreachable as exc:
             self._failed(device, "unreachable", str(exc), acc, stats)
             return False
+        except DeviceTimeout as exc:
+            self._failed(device, "timeout", str(exc), acc, stats)
+            return False
         except DeviceError as exc:
             self._failed(device, "error", str(exc), acc, stats)
             return False
@@ -357,10 +385,14 @@ class MinerFleet:
             log.exception("driver poll failed", driver=device.driver, mac=device.mac)
             self._failed(device, "error", f"driver error: {exc!r}", acc, stats)
             return False
+        if device.failures:
+            log.info("miner answers again", mac=device.mac, ip=device.ip,
+                     failed_s=round(time.time() - device.failing_since, 1))
         device.reading = reading
         device.state = "ok"
         device.error = ""
         device.failures = 0
+        device.failing_since = 0.0
         device.polls += 1
         device.last_seen = time.time()
         stats.polled_ok += 1
@@ -373,6 +405,10 @@ class MinerFleet:
 
     def _failed(self, device: Device, state: str, error: str, acc: Accumulator | None,
                 stats: SweepStats) -> None:
+        if not device.failures:
+            device.failing_since = time.time()
+            log.warning("miner failing", mac=device.mac, ip=device.ip, state=state,
+                        error=error)
         device.state = state
         device.error = error
         device.failures += 1
@@ -382,9 +418,47 @@ class MinerFleet:
 
     # -- status -------------------------------------------------------------------------------
 
+    # -- what an operator must be told ------------------------------------------------------
+
+    @property
+    def problem(self) -> str:
+        """Why ranges that are set are not swept, or "" when they are (or there are none)."""
+        return self._problem(self.ranges.size > 0, bool(self.drivers))
+
+    def problem_with(self, config: Config) -> str:
+        """:attr:`problem` as it will be once ``config`` is in force (set-network's answer)."""
+        return self._problem(RangeMap(config.network).size > 0,
+                             bool(self.miner_instances(config)))
+
+    def _problem(self, ranges: bool, drivers: bool) -> str:
+        if ranges and not drivers:
+            types = sorted(n for n, t in self.input_types.items() if t.kind == "miner")
+            return ("ranges are set but no miner driver is configured, so nothing is swept: "
+                    "add an [[inputs.NAME]] table for your miners' make to webbo.toml"
+                    + (f" (installed drivers: {', '.join(types)})" if types else
+                       " (no miner driver plugin is installed: see `webbo plugins`)"))
+        return ""
+
+    def addresses(self, group: str | None = None, range_: str | None = None
+                  ) -> AddressSummary:
+        """The state of every address of the ranges (or of one group or range). Cached for a
+        second: the Miners page and the API ask often, the sweep changes it once a cycle."""
+        key = (group, range_)
+        now = time.monotonic()
+        cached = self._summaries.get(key)
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
+        summary = summarise(self.inventory, self.ranges, group, range_)
+        if len(self._summaries) > 64:
+            self._summaries.clear()
+        self._summaries[key] = (now, summary)
+        return summary
+
     def status(self) -> dict[str, Any]:
         return {
             **self.inventory.status(),
+            "problem": self.problem,
+            "addresses_by_state": self.addresses().counts,
             "addresses": self.ranges.size,
             "sweeps": self.sweeps,
             "last_sweep": dataclasses.asdict(self.last_sweep),

@@ -28,7 +28,15 @@ from webbo.agent.fleet.net import ip_to_int
 
 log = structlog.get_logger("webbo.inventory")
 
-STATES = ("new", "ok", "unreachable", "error")
+STATES = ("new", "ok", "unreachable", "timeout", "error")
+"""A known miner's state: ``new`` (identified, not polled yet), ``ok``, or failing:
+``unreachable`` (nothing answers), ``timeout`` (it accepts, then hangs or is too slow),
+``error`` (it answers garbage, or something no driver recognises)."""
+FAILING = frozenset({"unreachable", "timeout", "error"})
+ADDRESS_STATES = ("unrecognised", "timeout", "silent", "pending")
+"""What an address of the ranges that holds no known miner shows: something answers but no
+driver recognises it; something accepts and then hangs or is too slow (``timeout``); nothing
+answers and the address is left alone until a time (``silent``); not visited yet (``pending``)."""
 
 
 class Device(msgspec.Struct, kw_only=True):
@@ -53,6 +61,8 @@ class Device(msgspec.Struct, kw_only=True):
     """Last time the device answered (identification or a successful poll)."""
     failures: int = 0
     """Consecutive failed polls."""
+    failing_since: float = 0.0
+    """When the current run of failures began (0 while the device answers)."""
     polls: int = 0
     """Successful polls since the last identification."""
     state: str = "new"
@@ -82,6 +92,10 @@ class UnknownDevice(msgspec.Struct, kw_only=True):
     ports: list[int]
     said: list[str]
     last_seen: float
+    kind: str = "unrecognised"
+    """``unrecognised`` (it answered what no driver knows) or ``timeout`` (it accepted, then
+    hung or answered too slowly to be identified)."""
+    first_seen: float = 0.0
 
 
 class _Persisted(msgspec.Struct):
@@ -184,6 +198,11 @@ class Inventory:
     def back_off(self, ip: int, seconds: float, now: float) -> None:
         self._dead_until[ip] = now + seconds
 
+    def silent(self) -> dict[int, float]:
+        """Addresses being left alone, with the wall-clock time their back-off ends."""
+        offset = time.time() - time.monotonic()
+        return {ip: until + offset for ip, until in self._dead_until.items()}
+
     # -- changes --------------------------------------------------------------------------
 
     def learn(self, identity: Identity, ip: str, place: Place | None) -> Device:
@@ -233,9 +252,13 @@ class Inventory:
             device.group, device.group_id = place.group, place.group_id
             device.range, device.range_id = place.range, place.range_id
 
-    def record_unknown(self, ip: str, ports: Iterable[int], said: list[str]) -> None:
-        self.unknown[ip] = UnknownDevice(ip=ip, ports=sorted(ports), said=said,
-                                         last_seen=time.time())
+    def record_unknown(self, ip: str, ports: Iterable[int], said: list[str],
+                       kind: str = "unrecognised") -> None:
+        now = time.time()
+        previous = self.unknown.get(ip)
+        first = previous.first_seen if previous is not None and previous.kind == kind else now
+        self.unknown[ip] = UnknownDevice(ip=ip, ports=sorted(ports), said=said, last_seen=now,
+                                         kind=kind, first_seen=first)
 
     def prune(self, ranges: RangeMap) -> int:
         """Forget devices (and unknown answerers) outside every range; re-place the others."""

@@ -441,6 +441,8 @@ class Probe:
         self._open: frozenset[int] | None = None
         self.said: list[str] = []
         """Short snippets of what the device answered (kept for unknown devices)."""
+        self.timed_out = False
+        """A question went unanswered in time (the device accepts, then hangs or is slow)."""
 
     async def open_ports(self) -> frozenset[int]:
         """Which of the drivers' ports accept a connection (tried concurrently, once)."""

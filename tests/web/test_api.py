@@ -7,6 +7,7 @@ One farm and one agent serve the whole module; each test sets up the device stat
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 import uuid
@@ -518,7 +519,13 @@ async def test_miners_get_filters(farm: Stack):
                                                     "state": ["ok", "new"]})
     assert page["total"] == len(ALL) and [m["ip"] for m in page["miners"]] == [MAIN[1]]
     none = await farm.ok("/api/mining/miners/get", {"state": "unreachable"})
-    assert none == {"total": 0, "miners": []}
+    assert none["total"] == 0 and none["miners"] == [] and none["addresses"] == []
+    # every address of the ranges is accounted for, by state
+    network = await farm.ok("/api/mining/get-network", {})
+    size = sum(int(ipaddress.IPv4Address(r["last"])) - int(ipaddress.IPv4Address(r["first"])) + 1
+               for g in network["ip_range_groups"] for r in g["ip_ranges"])
+    assert sum(everything["counts"].values()) == size
+    assert everything["counts"]["ok"] + everything["counts"]["new"] == len(ALL)
 
 
 async def test_audit_log_names_who_what_and_outcome(farm: Stack):

@@ -169,6 +169,15 @@ MethodFunc = Callable[[Call, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
+class Started:
+    """A started task and what the operator should know right away (the answer's payload gets
+    ``warnings`` next to ``task_id``; a client that reads only ``task_id`` is unaffected)."""
+
+    task: Task
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ApiMethod:
     """One POST method of the API."""
 
@@ -239,6 +248,11 @@ async def run_method(method: ApiMethod, request: Request[Any, Any, Any]) -> Resp
                                       for line in str(exc).splitlines())) from None
     if isinstance(result, Task):
         return envelope(True, {"task_id": result.id})
+    if isinstance(result, Started):
+        payload: dict[str, Any] = {"task_id": result.task.id}
+        if result.warnings:
+            payload["warnings"] = result.warnings
+        return envelope(True, payload)
     return envelope(True, result)
 
 

@@ -7,11 +7,13 @@ from typing import Any
 import msgspec
 
 from webbo.agent.core import network
+from webbo.agent.fleet.addresses import AddressRow
 from webbo.agent.fleet.driver import Action
 from webbo.agent.fleet.selectors import by_ip
 from webbo.web import services
-from webbo.web.api.core import METHODS, Call
+from webbo.web.api.core import METHODS, Call, Started
 from webbo.web.api.schemas import (
+    AddressOut,
     DeviceResults,
     MinerOut,
     MinersList,
@@ -50,10 +52,15 @@ async def set_network(call: Call, params: Network) -> Any:
     kept from then on. The object is validated first (addresses, ``first`` ≤ ``last``, no
     overlapping ranges, unique ids, the address cap): an invalid one is refused with the
     field's path and nothing changes. Otherwise webbo.toml is rewritten (its comments kept) and
-    the agent reloads; the task's result is ``true``."""
+    the agent reloads; the task's result is ``true``. When the new ranges cannot be swept (no
+    miner driver is configured) the answer says so in ``warnings`` next to ``task_id``."""
     agent = call.agent
-    return network.set_network(agent.edits, agent.tasks, call.who,
-                       msgspec.to_builtins(params.ip_range_groups))
+    task, config = network.set_network(agent.edits, agent.tasks, call.who,
+                                       msgspec.to_builtins(params.ip_range_groups))
+    fleet = services.fleet(agent)
+    problem = fleet.problem_with(config) if fleet is not None else (
+        "no miner support is loaded, so nothing is swept (see `webbo plugins`)")
+    return Started(task, [problem] if problem else [])
 
 
 # -- miners ------------------------------------------------------------------------------------
@@ -135,8 +142,14 @@ async def set_pools(call: Call, params: SetPoolsParams) -> Any:
              examples=({"group": "стенд", "state": ["unreachable", "error"]},))
 async def miners_get(call: Call, params: MinersQuery) -> MinersList:
     """The inventory: every miner the sweep found, with its place (group, range), state
-    (``new``, ``ok``, ``unreachable``, ``error`` with ``error`` saying why) and latest reading
-    (null until the first successful poll). Filters are optional and combine: ``macs``,
+    (``new``, ``ok``, or failing: ``unreachable``, ``timeout``, ``error``, with ``error`` saying
+    why and ``failing_since`` since when) and latest reading (null until the first successful
+    poll). Every address of the ranges is accounted for: ``counts`` has every state, the
+    addresses that hold no known miner included (``unrecognised``: something answers that no
+    driver knows; ``timeout``: something accepts and then hangs; ``silent``: nothing answers,
+    retried after a minute; ``pending``: not visited yet), and they add up to the number of
+    addresses; ``addresses`` lists those addresses (the ``state`` filter picks which; without
+    it, the unrecognised and timed-out ones). Filters are optional and combine: ``macs``,
     ``group`` and ``range`` (name or uuid), ``state`` (one or a list); ``offset`` and ``limit``
     page through the result, ordered by IP. Answers at once."""
     fleet = services.fleet(call.agent)
@@ -154,11 +167,27 @@ async def miners_get(call: Call, params: MinersQuery) -> MinersList:
     chosen = by_ip(chosen)  # the same order as task results
     end = None if params.limit is None else params.offset + params.limit
     page = chosen[params.offset:end]
-    return MinersList(total=len(chosen), miners=[
-        MinerOut(mac=d.mac, ip=d.ip, make=d.make, model=d.model, firmware=d.firmware,
-                 hostname=d.hostname, serial=d.serial, driver=d.driver, group=d.group,
-                 group_id=d.group_id, range=d.range, range_id=d.range_id,
-                 state=d.state,  # type: ignore[arg-type]
-                 error=d.error, failures=d.failures, first_seen=d.first_seen,
-                 last_seen=d.last_seen, reading=d.reading)
-        for d in page])
+    counts: dict[str, int] = {}
+    addresses: list[AddressRow] = []
+    if fleet is not None:
+        summary = fleet.addresses(params.group, params.range)
+        counts = summary.counts
+        if macs is None:
+            addresses = summary.select(states)
+    return MinersList(
+        total=len(chosen),
+        miners=[MinerOut(
+            mac=d.mac, ip=d.ip, make=d.make, model=d.model, firmware=d.firmware,
+            hostname=d.hostname, serial=d.serial, driver=d.driver, group=d.group,
+            group_id=d.group_id, range=d.range, range_id=d.range_id,
+            state=d.state,  # type: ignore[arg-type]
+            error=d.error, failures=d.failures, failing_since=d.failing_since or None,
+            first_seen=d.first_seen, last_seen=d.last_seen, reading=d.reading)
+            for d in page],
+        counts=counts,
+        addresses=[AddressOut(
+            ip=a.ip, state=a.state,  # type: ignore[arg-type]
+            group=a.group, group_id=a.group_id, range=a.range, range_id=a.range_id,
+            since=a.since, until=a.until, ports=list(a.ports), said=list(a.said))
+            for a in addresses[params.offset:end]],
+        addresses_total=len(addresses))

@@ -179,7 +179,9 @@ class DeviceOutcome(Struct):
 DeviceResults = dict[str, DeviceOutcome]
 
 
-MinerState = Literal["new", "ok", "unreachable", "error"]
+MinerState = Literal["new", "ok", "unreachable", "timeout", "error"]
+AddressState = Literal["new", "ok", "unreachable", "timeout", "error", "unrecognised", "silent",
+                       "pending"]
 
 
 class MinersQuery(Params, kw_only=True):
@@ -190,7 +192,10 @@ class MinersQuery(Params, kw_only=True):
     """A group's name or uuid."""
     range: str | None = None
     """A range's name or uuid."""
-    state: MinerState | list[MinerState] | None = None
+    state: AddressState | list[AddressState] | None = None
+    """Known miners' states (``new``, ``ok``, ``unreachable``, ``timeout``, ``error``) and the
+    states of addresses with no known miner (``unrecognised``, ``timeout``, ``silent``,
+    ``pending``)."""
     offset: Annotated[int, Meta(ge=0)] = 0
     limit: Annotated[int, Meta(ge=1, le=100_000)] | None = None
 
@@ -211,15 +216,43 @@ class MinerOut(Struct):
     state: MinerState
     error: str
     failures: int
+    failing_since: float | None
+    """When its current failures began (null while it answers)."""
     first_seen: float
     last_seen: float
     reading: Reading | None
+
+
+class AddressOut(Struct):
+    """An address of the ranges that holds no known miner."""
+
+    ip: str
+    state: Literal["unrecognised", "timeout", "silent", "pending"]
+    group: str
+    group_id: str
+    range: str
+    range_id: str
+    since: float | None
+    """Since when it shows this state (unrecognised, timeout)."""
+    until: float | None
+    """When a silent address is tried again."""
+    ports: list[int]
+    """Ports that accepted a connection (unrecognised, timeout)."""
+    said: list[str]
+    """What it answered (short snippets)."""
 
 
 class MinersList(Struct):
     total: int
     """Devices matching the filters (before offset/limit)."""
     miners: list[MinerOut]
+    counts: dict[str, int]
+    """Every address of the ranges (narrowed by ``group``/``range``) by state; they add up to
+    the number of addresses."""
+    addresses: list[AddressOut]
+    """Addresses with no known miner matching ``state`` (without ``state``: the unrecognised
+    and timed-out ones), after offset/limit."""
+    addresses_total: int
 
 
 # -- serial ------------------------------------------------------------------------------------

@@ -15,14 +15,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webbo.agent.fleet.inventory import STATES, Device
+from webbo.agent.fleet.addresses import ALL_STATES
+from webbo.agent.fleet.inventory import FAILING, Device
 from webbo.agent.fleet.net import ip_to_int
 
 __all__ = ["PAGE_SIZES", "SORTS", "MinerQuery", "Page", "hottest", "ratio", "run_query"]
 
 PAGE_SIZES = (25, 50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 50
-STATE_ORDER = {"error": 0, "unreachable": 1, "new": 2, "ok": 3}
+STATE_ORDER = {"error": 0, "timeout": 1, "unreachable": 2, "new": 3, "ok": 4}
+ADDRESS_ONLY = frozenset({"unrecognised", "silent", "pending"})
+"""States only an address without a known miner shows (the table lists addresses, not miners)."""
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -126,7 +129,7 @@ class MinerQuery:
             q=params.get("q", "").strip()[:200],
             group=params.get("group", ""),
             range=params.get("range", ""),
-            state=state if state in (*STATES, "offline") else "",
+            state=state if state in (*ALL_STATES, "offline") else "",
             sort=sort if sort in SORTS else "ip",
             desc=params.get("dir") == "desc",
             page=max(1, _int(params.get("page"), 1)),
@@ -149,7 +152,7 @@ class MinerQuery:
     def matches(self) -> Callable[[Device], bool]:
         terms = self.q.lower().split()
         group, range_, state = self.group, self.range, self.state
-        states = ({"unreachable", "error"} if state == "offline" else {state}) if state else None
+        states = (FAILING if state == "offline" else {state}) if state else None
 
         def match(d: Device) -> bool:
             if group and group not in (d.group_id, d.group):
@@ -207,7 +210,7 @@ def run_query(devices: list[Device], query: MinerQuery) -> Page:
     page = min(query.page, pages)
     if page != query.page:
         query = MinerQuery(**{**query.__dict__, "page": page})
-    counts = dict.fromkeys(STATES, 0)
+    counts = dict.fromkeys(STATE_ORDER, 0)
     hashrate = expected = power = 0.0
     power_known = 0
     for d in chosen:

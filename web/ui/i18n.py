@@ -3,6 +3,9 @@
 The language is chosen with ``?lang=en`` / ``?lang=ru`` on any page (kept in the ``webbo_lang``
 cookie) and otherwise follows that cookie; Russian when there is neither. A key missing from the
 table is a bug that a test catches (it would show the key itself).
+
+Counted words have their forms separated by ``|``: Russian one|few|many ("1 майнер, 3 майнера,
+5 майнеров"), English one|other; the form is chosen by the ``n`` the text is given.
 """
 
 from __future__ import annotations
@@ -65,7 +68,35 @@ TEXT: dict[str, tuple[str, str]] = {
     "state.ok": ("в работе", "ok"),
     "state.new": ("новый", "new"),
     "state.unreachable": ("недоступен", "unreachable"),
+    "state.timeout": ("таймаут", "timed out"),
     "state.error": ("ошибка", "error"),
+    "state.unrecognised": ("не распознан", "unrecognised"),
+    "state.silent": ("молчит", "silent"),
+    "state.pending": ("не опрошен", "not visited yet"),
+    "state.help.unrecognised": ("Адрес отвечает, но ни один драйвер его не распознал",
+                                "Something answers here, but no driver recognises it"),
+    "state.help.timeout": ("Устройство принимает соединение, но не отвечает вовремя",
+                           "The device accepts connections but does not answer in time"),
+    "state.help.silent": ("По адресу никто не отвечает; повтор через минуту",
+                          "Nothing answers here; tried again after a minute"),
+    "state.help.pending": ("Адрес ещё не опрошен", "Not visited by the sweep yet"),
+    "addr.ports": ("порты {ports}", "ports {ports}"),
+    "addr.no_ports": ("порты не открыты", "no open port"),
+    "addr.until": ("повтор в {time}", "next try at {time}"),
+    "addr.since": ("с {time}", "since {time}"),
+    "addr.failing_since": ("сбой с {time}", "failing since {time}"),
+    "miners.addresses": ("{n} адрес|{n} адреса|{n} адресов", "{n} address|{n} addresses"),
+    "miners.matching": ("подходят", "matching"),
+    "map.others": ("ещё {n} без ответа или не опрошено", "{n} more silent or not visited"),
+    "banner.no_driver": ("Диапазоны заданы, но ни один драйвер майнеров не включён — опрос не "
+                         "идёт. Включите драйверы своих марок ([[inputs.bitmain_http]], "
+                         "[[inputs.whatsminer]], [[inputs.cgminer]]) в {path}.",
+                         "Ranges are set but no miner driver is enabled, so nothing is swept. "
+                         "Enable the drivers of your makes ([[inputs.bitmain_http]], "
+                         "[[inputs.whatsminer]], [[inputs.cgminer]]) in {path}."),
+    "banner.reload_error": ("Последнее изменение конфигурации не применено, работает прежняя: "
+                            "{error}", "The last config change was refused; the previous one "
+                            "stays in force: {error}"),
     "state.all": ("Все состояния", "All states"),
     "mode.normal": ("обычный", "normal"),
     "mode.sleep": ("сон", "sleep"),
@@ -228,7 +259,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "map.offline": ("нет связи / ошибка", "offline / error"),
     "map.nodata": ("нет данных", "no data"),
     "map.empty": ("Майнеров пока нет.", "No miners yet."),
-    "map.count": ("{n} майнеров", "{n} miners"),
+    "map.count": ("{n} майнер|{n} майнера|{n} майнеров", "{n} miner|{n} miners"),
     # -- settings: miners
     "net.title": ("Настройки майнеров", "Miner settings"),
     "net.intro": ("Группы диапазонов — это помещения, диапазоны — стеллажи. После нажатия "
@@ -373,15 +404,33 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+def plural_form(lang: str, n: int) -> int:
+    """Which of a counted word's forms ``n`` takes: Russian 0 one (1, 21, 101), 1 few (2–4,
+    22–24), 2 many (5–20, 11–14, 0); English 0 one, 1 other."""
+    n = abs(int(n))
+    if lang == "ru":
+        if n % 10 == 1 and n % 100 != 11:
+            return 0
+        if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+            return 1
+        return 2
+    return 0 if n == 1 else 1
+
+
 def translator(lang: str) -> Callable[..., str]:
-    """``_("key", n=3)``: the text in ``lang``, formatted with the keyword arguments."""
+    """``_("key", n=3)``: the text in ``lang``, formatted with the keyword arguments (the form
+    of a counted text chosen by ``n``)."""
     index = LANGS.index(lang) if lang in LANGS else 0
+    lang = LANGS[index]
 
     def gettext(key: str, /, **values: Any) -> str:
         pair = TEXT.get(key)
         if pair is None:
             return key
         text = pair[index]
+        if "|" in text and "n" in values:
+            forms = text.split("|")
+            text = forms[min(plural_form(lang, values["n"]), len(forms) - 1)]
         return text.format(**values) if values else text
 
     return gettext

@@ -10,6 +10,7 @@ selection, same audit log, results keyed by MAC); the page then follows the task
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 
 from webbo.agent.core.tasks import TaskStatus
+from webbo.agent.fleet.addresses import AddressRow
 from webbo.agent.fleet.discovery import MinerFleet
 from webbo.agent.fleet.driver import Action
 from webbo.agent.fleet.inventory import Device
@@ -29,7 +31,16 @@ from webbo.agent.fleet.selectors import SelectionError, Selector
 from webbo.web import services
 from webbo.web.ui.chart import chart_svg
 from webbo.web.ui.common import agent_of, json, principal
-from webbo.web.ui.fleet_view import PAGE_SIZES, MinerQuery, hottest, ratio, run_query, select
+from webbo.web.ui.fleet_view import (
+    ADDRESS_ONLY,
+    PAGE_SIZES,
+    MinerQuery,
+    Page,
+    hottest,
+    ratio,
+    run_query,
+    select,
+)
 from webbo.web.ui.i18n import translator
 from webbo.web.ui.render import ctx, env, fragment, html
 
@@ -137,10 +148,41 @@ def _empty_message(request: Request[Any, Any, Any], query: MinerQuery, inventory
     return _("miners.empty_sweep")
 
 
+ADDRESS_ROWS_AFTER_MINERS = 200
+"""Unrecognised and timed-out addresses shown under the last page of miners (more: filter)."""
+
+
+def _address_matches(query: MinerQuery, row: AddressRow) -> bool:
+    terms = query.q.lower().split()
+    if not terms:
+        return True
+    text = " ".join((row.ip, row.group, row.range, row.state, *row.said)).lower()
+    return all(t in text for t in terms)
+
+
 def _table(request: Request[Any, Any, Any]) -> dict[str, Any]:
     query = MinerQuery.parse(request.query_params)
-    page = run_query(_devices(request), query)
-    return {"page": page, "columns": COLUMNS, "page_sizes": PAGE_SIZES, "long_labels": LONG,
+    fleet = _fleet(request)
+    summary = fleet.addresses(query.group or None, query.range or None) if fleet else None
+    addresses: list[AddressRow] = []
+    if query.state in ADDRESS_ONLY:
+        rows = [r for r in (summary.select({query.state}) if summary else [])
+                if _address_matches(query, r)]
+        pages = max(1, -(-len(rows) // query.size))
+        query = dataclasses.replace(query, page=min(query.page, pages))
+        start = (query.page - 1) * query.size
+        addresses = rows[start:start + query.size]
+        page = Page(query, [], len(rows), pages,
+                    inventory=len(fleet.inventory) if fleet else 0)
+    else:
+        page = run_query(_devices(request), query)
+        if summary is not None and page.query.page == page.pages and query.state in ("",
+                                                                                   "timeout"):
+            wanted = {"timeout"} if query.state else {"unrecognised", "timeout"}
+            addresses = [r for r in summary.select(wanted)
+                         if _address_matches(query, r)][:ADDRESS_ROWS_AFTER_MINERS]
+    return {"page": page, "addresses": addresses, "summary": summary, "columns": COLUMNS,
+            "page_sizes": PAGE_SIZES, "long_labels": LONG,
             "empty_message": _empty_message(request, query, page.inventory)}
 
 
@@ -335,6 +377,8 @@ def task_view(request: Request[Any, Any, Any], task_id: FromPath[str]) -> Respon
 class Rack:
     name: str
     devices: list[dict[str, Any]] = field(default_factory=list)
+    others: int = 0
+    """Addresses of the rack that are silent or not visited yet (a count, not tiles)."""
 
 
 @dataclass
@@ -344,7 +388,12 @@ class Room:
 
     @property
     def count(self) -> int:
-        return sum(len(r.devices) for r in self.racks)
+        """Miners on the map of this room (address tiles are not miners)."""
+        return sum(1 for r in self.racks for t in r.devices if t["mac"])
+
+    @property
+    def shown(self) -> bool:
+        return any(r.devices or r.others for r in self.racks)
 
 
 def _tile(device: Device, color: str, lang: str) -> dict[str, Any]:
@@ -390,9 +439,21 @@ def rooms(request: Request[Any, Any, Any], color: str) -> list[Room]:
     for device in select(_devices(request), MinerQuery(sort="ip")):
         rack = racks.get((device.group_id, device.range_id), stray.racks[0])
         rack.devices.append(_tile(device, color, lang))
+    fleet = _fleet(request)
+    if fleet is not None:
+        _ = translator(lang)
+        summary = fleet.addresses()
+        for row in summary.select({"unrecognised", "timeout"}):
+            rack = racks.get((row.group_id, row.range_id))
+            if rack is not None:
+                rack.devices.append({"mac": "", "level": "l-addr", "off": False, "ip": row.ip,
+                                     "label": f"{row.ip} · {_('state.' + row.state)}"})
+        for (_gid, rid), rack in racks.items():
+            counts = summary.by_range.get(rid, {})
+            rack.others = counts.get("silent", 0) + counts.get("pending", 0)
     if stray.count:
         out.append(stray)
-    return [room for room in out if room.count]
+    return [room for room in out if room.shown]
 
 
 def _color(request: Request[Any, Any, Any]) -> str:

@@ -175,8 +175,8 @@ async def network_submit(request: Request[Any, Any, Any]) -> Response[Any]:
     lang = ctx(request)["lang"]
     agent = agent_of(request)
     try:
-        task = set_network(agent.edits, agent.tasks, principal(request).label, groups,
-                           via="web UI")
+        task, _config = set_network(agent.edits, agent.tasks, principal(request).label,
+                                    groups, via="web UI")
     except ConfigError as exc:
         errors, general = map_errors(exc, lang)
         return _network_page(request, groups, status=422, errors=errors, form_errors=general,

@@ -17,6 +17,7 @@ import jinja2
 from litestar import Request, Response
 from litestar.datastructures import Cookie
 
+from webbo.web.ui.banners import banners
 from webbo.web.ui.i18n import COOKIE as LANG_COOKIE
 from webbo.web.ui.i18n import TEXT, lang_of, translator
 
@@ -128,10 +129,12 @@ def ctx(request: Request[Any, Any, Any], **values: Any) -> Ctx:
 
     path = request.scope.get("path", "/")
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    agent = request.app.state.get("agent") if session is not None else None
     return Ctx(
         _=translator(lang), lang=lang, num=num, duration=duration, ago=ago,
         user=session.user if session is not None else None, csrf=csrf, path=path,
-        query=query, now=time.time(), **{"active": "", **values},
+        query=query, now=time.time(), banners=banners(agent, lang) if agent else [],
+        **{"active": "", **values},
     )
 
 

@@ -179,7 +179,8 @@ async def test_slow_device_fails_on_timeout_not_the_sweep(registry, tmp_path):
             ants.by_ip[ips[0]].fault = "slow"
             await sweep(agent)
             slow = fleet.inventory.at(ips[0])
-            assert slow.state == "error" and "timed out" in slow.error
+            assert slow.state == "timeout" and "timed out" in slow.error  # not "error"
+            assert slow.failing_since > 0
             assert fleet.inventory.at(ips[1]).state == "ok"
         finally:
             await fleet.close()
