@@ -120,3 +120,87 @@ def test_systemd_unit_verifies(installed, tmp_path):
                       "AmbientCapabilities=CAP_NET_BIND_SERVICE", "Restart=on-failure",
                       "SupplementaryGroups=dialout"):
         assert hardening in unit
+
+
+# -- the manual's first start, on the installed system ------------------------------------------
+
+MANUAL_NETWORK = {"ip_range_groups": [{"name": "подсобка", "ip_ranges": [
+    {"name": "пятая стойка", "first": "10.30.0.0", "last": "10.30.0.128"}]}]}
+
+
+async def test_first_start_on_the_installed_config_finds_the_miners(installed, influx_db,
+                                                                     registry, tmp_path):
+    """The installer's own config (only the listen address, the state folder and the
+    InfluxDB URL changed, as an operator would), the agent of the installed venv started on it,
+    the manual's set-network example (10.30.0.x moved to a private 127.x block): the simulated
+    miners of that range are in InfluxDB within two poll intervals."""
+    import asyncio
+    import ipaddress
+    import json
+    import time
+    import urllib.request
+
+    import tomlkit
+    from minerfarm import family
+    from servers import free_port
+
+    server, db = influx_db
+    config = tomlkit.parse((installed / "etc" / "webbo" / "webbo.toml").read_text())
+    assert {"bitmain_http", "whatsminer", "cgminer"} <= set(config["inputs"])  # drivers on
+    port = free_port()
+    config["web"]["listen"] = f"127.0.0.1:{port}"
+    config["web"]["state_dir"] = str(tmp_path / "state")
+    config["outputs"]["influxdb"][0]["urls"] = [server.url]
+    config["outputs"]["influxdb"][0]["database"] = db
+    path = tmp_path / "webbo.toml"
+    path.write_text(tomlkit.dumps(config))
+    prefix = "127.30.0."  # the manual's 10.30.0.x, on loopback
+    ants = [f"{prefix}{i}" for i in range(10, 14)]
+    whats = [f"{prefix}{i}" for i in range(20, 23)]
+    webbo = installed / "opt" / "webbo" / "venv" / "bin" / "webbo"
+    env = {**os.environ, "WEBBO_LOG_LEVEL": "warning"}
+    async with family(registry, "antminer", ants, http_port=80), \
+            family(registry, "whatsminer", whats, seed=4):
+        key = subprocess.run([str(webbo), "apikey", "create", "-c", str(path)], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert key.returncode == 0, key.stderr
+        proc = subprocess.Popen([str(webbo), "run", "-c", str(path)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            def call(method: str, body: dict) -> dict:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/{method}", json.dumps(body).encode(),
+                    {"Content-Type": "application/json",
+                     "X-Api-Key": key.stdout.strip().splitlines()[-1]})
+                with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: ASYNC210
+                    return json.loads(answer.read())
+
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    await asyncio.to_thread(call, "agent/get-status", {})
+                    break
+                except OSError:
+                    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                    assert time.monotonic() < deadline, "the agent did not start"
+                    await asyncio.sleep(0.5)
+            body = json.loads(json.dumps(MANUAL_NETWORK).replace('"10.30.0.', f'"{prefix}'))
+            answer = await asyncio.to_thread(call, "mining/set-network", body)
+            assert answer["success"] and "task_id" in answer["payload"]
+            assert "warnings" not in answer["payload"]  # the drivers are on: it will sweep
+            saved = time.monotonic()
+            interval = 10.0  # the sample's [agent] interval
+            want = {m for m in ants + whats}
+            first, last = (int(ipaddress.IPv4Address(a)) for a in (f"{prefix}0", f"{prefix}128"))
+            assert all(first <= int(ipaddress.IPv4Address(ip)) <= last for ip in want)
+            while True:
+                rows = server.rows('SELECT last("ip") AS ip FROM "miner" WHERE "online" = true '
+                                   'GROUP BY "mac"', db) if server.running else []
+                seen = {r["ip"] for r in rows}
+                if want <= seen:
+                    break
+                assert time.monotonic() - saved < 2 * interval + 10, (want - seen, rows)
+                await asyncio.sleep(1)
+        finally:
+            proc.terminate()
+            proc.wait(30)

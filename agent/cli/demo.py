@@ -34,8 +34,8 @@ HTTP_PORT = 8080
 def start_simulator(miners: int, meters: int, seed: int = 7) -> tuple[subprocess.Popen[str],
                                                                        dict[str, Any]]:
     """``webbo simulate`` in a child process; returns it with its inventory line."""
-    extra = {"meters": [{"serial_number": serial, "device_model": "230", "address": i + 1}
-                        for i, serial in enumerate(METER_SERIALS)],
+    extra = {"meters": [{"serial_number": serial, "device_model": "230"}  # factory addresses
+                        for serial in METER_SERIALS],
              "conf_delay": 1.0, "reboot_seconds": 10.0}
     return spawn("--miners", str(miners), "--base", BASE, "--http-port", str(HTTP_PORT),
                  "--seed", str(seed), "--meters", str(meters),
@@ -79,8 +79,7 @@ def demo_config(state_dir: Path, farm: dict[str, Any], registry: PluginRegistry,
             if name in registry.inputs and name not in written:
                 written.add(name)
                 append_table(doc, f"inputs.{name}", table)
-    meter_tables = farm.get("meter_config") or []
-    for table in meter_tables:
+    for table in farm.get("meter_config") or []:
         append_table(doc, "inputs.mercury", table)
     return tomlkit.dumps(doc)
 
@@ -94,7 +93,10 @@ def run_demo(args: Any, registry: PluginRegistry, run: Callable[[Any], int]) -> 
     meters = 3 if any(s.kind == "meter" for s in registry.simulators.values()) else 0
     proc, farm = start_simulator(args.miners, meters)
     try:
-        farm["meter_config"] = _meter_tables(farm.get("meters", []))
+        # The last meter is left for the operator to add as the manual's §2.2 says (Настройки ▸
+        # Настройки счетчиков: refresh the ports, serial number, model; its factory address).
+        meters = farm.get("meters", [])
+        farm["meter_config"] = _meter_tables(meters[:-1])
         config_path = state_dir / "webbo.toml"
         config_path.write_text(demo_config(state_dir, farm, registry, args.listen),
                                encoding="utf-8")
@@ -106,7 +108,10 @@ def run_demo(args: Any, registry: PluginRegistry, run: Callable[[Any], int]) -> 
               f"  web UI:  http://{host}:{port}/   (API: docs/API.md)\n"
               f"  config:  {config_path}\n"
               f"  state:   {state_dir}\n"
-              "Stop with Ctrl-C.\n", file=sys.stderr, flush=True)
+              + (f"  one more meter is on the line, not added yet: serial "
+                 f"{meters[-1].get('serial_number')}, model {meters[-1].get('device_model')} "
+                 "(add it under Настройки ▸ Настройки счетчиков)\n" if meters else "")
+              + "Stop with Ctrl-C.\n", file=sys.stderr, flush=True)
         args.config = str(config_path)
         return run(args)
     finally:

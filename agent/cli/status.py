@@ -13,6 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+STATE_WORDS = {"ok": "working", "new": "new", "unreachable": "failing (no answer)",
+               "timeout": "timed out", "error": "failing (error)",
+               "unrecognised": "answering, not recognised", "silent": "silent",
+               "pending": "not visited yet"}
+"""How each address state reads in ``webbo status``."""
+
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:
     try:
@@ -66,12 +72,13 @@ def render(status: dict[str, Any] | None, state_dir: Path, now: float | None = N
         lines.append(line)
     miners = status.get("miners")
     if isinstance(miners, dict):
-        states = miners.get("by_state", {})
-        lines.append(
-            f"miners: {miners.get('devices', 0)} known — {states.get('ok', 0)} ok, "
-            f"{states.get('unreachable', 0)} unreachable, {states.get('error', 0)} failing, "
-            f"{miners.get('unknown', 0)} unknown answerers; {miners.get('addresses', 0)} "
-            "addresses in range")
+        lines.append(f"miners: {miners.get('devices', 0)} known; "
+                     f"{miners.get('addresses', 0)} addresses in the ranges:")
+        by_state = miners.get("addresses_by_state") or {}
+        lines.append("  " + ", ".join(f"{STATE_WORDS.get(k, k)} {v}"
+                                      for k, v in by_state.items() if v) or "  (none)")
+        if miners.get("problem"):
+            lines.append(f"  NOT SWEPT: {miners['problem']}")
     for name, value in status.items():
         if name.startswith("meters") and isinstance(value, dict):
             lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in value.items()

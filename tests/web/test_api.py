@@ -616,3 +616,23 @@ async def test_agent_status_shows_a_refused_reload(farm: Stack):
         await farm.agent.reload_from_file("test")
     status = await farm.ok("/api/agent/get-status", {})
     assert status["reload_error"] is None
+
+
+async def test_ranges_without_a_driver_are_said_loudly_not_silently(tmp_path, registry):
+    """A config with ranges but no miner driver (an operator who commented the drivers out):
+    set-network answers a warning next to its task_id, the agent's status and every page say
+    that nothing is swept."""
+    text = config_text(tmp_path, [], web="enabled = true")
+    async with stack(tmp_path, registry, text) as s:
+        answer = await s.ok("/api/mining/set-network", {"ip_range_groups": [
+            {"name": "подсобка", "ip_ranges": [{"name": "пятая стойка",
+                                                 "first": "127.31.0.1",
+                                                 "last": "127.31.0.9"}]}]})
+        assert "task_id" in answer and "no miner driver" in answer["warnings"][0]
+        await s.wait(answer["task_id"])
+        status = await s.ok("/api/agent/get-status", {})
+        assert "no miner driver" in status["miners"]["problem"]
+        assert status["miners"]["addresses_by_state"]["pending"] == 9
+        from webbo.web.ui.banners import banners
+
+        assert any("драйвер" in text for text in banners(s.agent, "ru"))

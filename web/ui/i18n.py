@@ -307,8 +307,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "msettings.serial_hint": ("как на корпусе, например 43099131-20",
                               "as on the case, e.g. 43099131-20"),
     "msettings.address": ("Адрес", "Address"),
-    "msettings.address_hint": ("сетевой адрес на линии RS-485 (1–247)",
-                               "network address on the RS-485 line (1–247)"),
+    "msettings.address_hint": ("сетевой адрес на линии RS-485, 1–240; пусто — заводской (по "
+                               "серийному номеру)",
+                               "network address on the RS-485 line, 1–240; empty: the "
+                               "factory one (from the serial number)"),
     "msettings.access": ("Уровень доступа", "Access level"),
     "msettings.access_1": ("1 — чтение (достаточно для сбора данных)",
                            "1 — read (enough for monitoring)"),

@@ -25,7 +25,7 @@ __all__ = ["meter_handlers"]
 
 
 BAUDRATES = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
-FORM_DEFAULTS = {"port": "", "device_model": "230", "serial_number": "", "address": "1",
+FORM_DEFAULTS = {"port": "", "device_model": "230", "serial_number": "", "address": "",
                  "access_level": "1", "password_1": "111111", "password_2": "222222",
                  "baudrate": "9600", "bytesize": "8", "parity": "N", "stopbits": "1",
                  "timeout": "", "all_ports": ""}

@@ -27,6 +27,7 @@ from serial.tools import list_ports
 from webbo.agent.plugin import (
     ConfigEdits,
     ConfigError,
+    DeviceError,
     PluginContext,
     append_table,
     remove_tables,
@@ -35,7 +36,7 @@ from webbo.agent.plugin import (
 from webbo.plugins.inputs.mercury import protocol as p
 from webbo.plugins.inputs.mercury.bus import MeterBuses
 from webbo.plugins.inputs.mercury.config import MercuryConfig, check_all
-from webbo.plugins.inputs.mercury.session import describe_probe
+from webbo.plugins.inputs.mercury.session import ProbeResult, describe_probe
 
 log = structlog.get_logger("webbo.mercury.api")
 
@@ -45,6 +46,16 @@ DEVICE_KEYS = ("port", "port_settings", "serial_number", "device_model", "addres
 PORT_SETTING_KEYS = ("baudrate", "bytesize", "parity", "stopbits", "timeout", "xonxoff",
                      "rtscts", "write_timeout", "dsrdtr", "inter_byte_timeout")
 TABLE = "inputs.mercury"
+
+
+def factory_addresses(digits: str) -> list[int]:
+    """Where a meter may sit when it left the factory: its ordinary factory address, then the
+    one a "D" (dual-protocol) meter gets, when different."""
+    try:
+        found = [p.factory_address(digits), p.factory_address(digits, d_model=True)]
+    except ValueError:
+        return [1]
+    return list(dict.fromkeys(found))
 
 
 def list_serial_ports(include_all: bool = False) -> list[str]:
@@ -113,31 +124,71 @@ class MercuryBackend:
         await self.buses.close()
 
     async def get_ports(self, include_all: bool = False) -> list[str]:
-        return await asyncio.to_thread(list_serial_ports, include_all)
+        """The system's serial ports (USB adapters, or all), and the ports meters are read on
+        now (a pseudo-terminal of simulated meters, a fixed UART) so another meter on the same
+        line can be added from the list."""
+        found = await asyncio.to_thread(list_serial_ports, include_all)
+        return sorted({*found, *(meter.port for meter in self._meters())})
 
     def get_devices(self) -> list[dict[str, Any]]:
         return [meter.as_manual() for meter in self._meters()]
 
     async def add_device(self, device: dict[str, Any]) -> bool:
+        """Probe the meter live, then add its table. Without ``address`` (the manual's body:
+        port, model, serial number) the meter is looked for at its factory address, which the
+        serial number gives (two candidates: ordinary and "D" meters number differently)."""
         config = device_config(device)
+        given = "address" in device
+        candidates = [config] if given else [
+            msgspec.structs.replace(config, address=address)
+            for address in factory_addresses(config.digits)]
         async with self._lock:
             existing = self._meters()
             for meter in existing:
                 if meter.digits == config.digits:
                     raise ConfigError("device.serial_number",
                                       f"meter {meter.serial_number} is already added")
-                if meter.port == config.port and meter.address == config.address:
+            candidates = [c for c in candidates if not self._address_taken(existing, c, given)]
+            if not candidates:
+                raise ConfigError("device.address",
+                                  f"the factory address of meter {config.serial_number} on "
+                                  f"{config.port} is taken by another meter: give its address")
+            for error in check_all([*existing, candidates[0]]):
+                raise ConfigError("device", error.reason)
+            chosen, result = await self._probe(candidates, given)
+            log.info("meter probed", **describe_probe(result), port=chosen.port,
+                     address=chosen.address)
+            table = self._table(chosen, result.encoding)
+            await self._edits.apply(lambda doc: append_table(doc, TABLE, table))
+        return True
+
+    @staticmethod
+    def _address_taken(existing: list[MercuryConfig], config: MercuryConfig,
+                       given: bool) -> bool:
+        for meter in existing:
+            if meter.port == config.port and meter.address == config.address:
+                if given:
                     raise ConfigError("device.address",
                                       f"address {config.address} on {config.port} is already "
                                       f"used by meter {meter.serial_number}")
-            for error in check_all([*existing, config]):
-                raise ConfigError("device", error.reason)
-            result = await self.buses.probe(config)
-            log.info("meter probed", **describe_probe(result), port=config.port,
-                     address=config.address)
-            table = self._table(config, result.encoding)
-            await self._edits.apply(lambda doc: append_table(doc, TABLE, table))
-        return True
+                return True
+        return False
+
+    async def _probe(self, candidates: list[MercuryConfig], given: bool
+                     ) -> tuple[MercuryConfig, ProbeResult]:
+        """The first candidate address the meter answers at, with what it answered."""
+        failures: list[str] = []
+        for config in candidates:
+            try:
+                return config, await self.buses.probe(config)
+            except DeviceError as exc:
+                if given or len(candidates) == 1:
+                    raise
+                failures.append(f"address {config.address}: {exc}")
+        addresses = ", ".join(str(c.address) for c in candidates)
+        raise DeviceError(f"meter {candidates[0].serial_number} does not answer on "
+                          f"{candidates[0].port} at its factory address ({addresses}); give "
+                          f"its address if it was changed ({'; '.join(failures)})")
 
     @staticmethod
     def _table(config: MercuryConfig, encoding: p.PasswordEncoding) -> dict[str, Any]:

@@ -103,6 +103,8 @@ async def test_pools_through_privileged_rpc(registry, tmp_path):
                 await control(agent, mac, "set_led", status=1)
             with pytest.raises(DeviceError, match="not supported"):
                 await control(agent, mac, "set_work_mode", mode="sleep")
+            # a mode nobody can read is the manual's "unknown", a success (not an error)
+            assert await control(agent, mac, "get_work_mode") == "unknown"
             # a firmware that denies privileged commands gives a clear error
             device.write_access = False
             with pytest.raises(DeviceError, match="denies privileged RPC"):

@@ -48,7 +48,7 @@ async def simulated(meters):
 async def test_add_poll_store_delete_through_the_api(tmp_path, registry, influx_db):
     server, db = influx_db
     server.create_database(db)
-    meters = [{"serial_number": "43099131-20", "device_model": "230", "address": 1}]
+    meters = [{"serial_number": "43099131-20", "device_model": "230"}]  # factory address 131
     async with simulated(meters) as sim, \
             stack(tmp_path, registry, config(tmp_path / "state", server.url, db)) as s:
         port = sim.bus.path
@@ -56,7 +56,8 @@ async def test_add_poll_store_delete_through_the_api(tmp_path, registry, influx_
         assert ports["status"] == "success" and isinstance(ports["result"], list)
         assert await s.ok("/api/serial/devices/get", {}) == []
 
-        # the manual's example body, with the simulator's port
+        # the manual's example body (port, model, serial: no address), with the simulator's
+        # port: the meter is found at its factory address, which its serial number gives
         info = await s.task("/api/serial/devices/add", {"device": {**MANUAL_DEVICE,
                                                                    "port": port}})
         assert info == {"status": "success", "result": True}
@@ -67,7 +68,7 @@ async def test_add_poll_store_delete_through_the_api(tmp_path, registry, influx_
                               "timeout": None, "xonxoff": False, "rtscts": False,
                               "write_timeout": None, "dsrdtr": False,
                               "inter_byte_timeout": None},
-            "serial_number": "43099131-20", "device_model": "230", "address": 1,
+            "serial_number": "43099131-20", "device_model": "230", "address": 131,
             "access_level": 1, "password_1": "111111", "password_2": "222222"}]
         text = s.config_path.read_text()
         assert text.startswith("# meters added through the API: this comment must survive")
@@ -82,7 +83,10 @@ async def test_add_poll_store_delete_through_the_api(tmp_path, registry, influx_
 
         await s.wait_for(lambda: len(stored()) >= 2, 60, "meter readings in InfluxDB")
         row = stored()[-1]
-        assert row["model"] == "230" and row["port"] == port and row["address"] == "1"
+        assert row["model"] == "230" and row["port"] == port and row["address"] == "131"
+        # the port meters are read on is offered for the next one (a pty is not a USB port)
+        ports = await s.task("/api/serial/get-ports", {})
+        assert port in ports["result"]
         assert 200 < row["voltage_l1_v"] < 260 and 49 < row["frequency_hz"] < 51
         assert row["energy_active_import_kwh"] > 0
         assert row.get("energy_active_export_kwh") is None  # one-direction: absent, not 0
@@ -116,23 +120,27 @@ async def test_add_failures_say_why(tmp_path, registry):
             assert info["status"] == "failure", info
             return info["result"]
 
-        # 43099131-20 is not on this line: address 1 answers with another serial number
-        assert "has serial number 32297700, not 43099131" in await add()
-        # 47457598-22 sits at its factory address 98, not at the default 1 ... at 1 another
-        # meter answers; with a port where nothing answers at all: "no answer"
+        # the manual's body for 43099131-20, which is not on this line: nothing answers at its
+        # factory addresses (131, or 31 for a "D" meter)
+        message = await add()
+        assert "does not answer" in message and "factory address (131, 31)" in message
+        # an address given: there another meter answers, with its own serial number
+        assert "has serial number 32297700, not 43099131" in await add(address=1)
+        # 47457598-22 sits at its factory address 98, not at the 1 given; with a line where
+        # nothing answers at 1: "no answer", and the factory address is suggested
         sim.meter("32297700-17").fault = "silent"
-        message = await add(serial_number="47457598-22")
+        message = await add(serial_number="47457598-22", address=1)
         assert "no answer" in message and "factory address of serial 47457598 is 98" in message
         sim.meter("32297700-17").fault = None
         assert "refused the level 1 password" in await add(serial_number="32297700-17",
-                                                            password_1="123456")
+                                                            address=1, password_1="123456")
         assert "refused the level 2 password" in await add(serial_number="32297700-17",
-                                                            access_level=2,
+                                                            address=1, access_level=2,
                                                             password_2="654321")
         assert "not present" in await add(port="/dev/ttyNOPE-webbo")
         holder = serial.Serial(port, exclusive=True)
         try:
-            assert "busy" in await add(serial_number="32297700-17")
+            assert "busy" in await add(serial_number="32297700-17", address=1)
         finally:
             holder.close()
         code, answer = await s.call("/api/serial/devices/add", {"device": {

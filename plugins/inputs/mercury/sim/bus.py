@@ -236,6 +236,9 @@ def _spec(item: dict[str, Any]) -> MeterSpec:
     if unknown:
         raise ValueError(f"meters: unknown keys {sorted(unknown)} (known: {sorted(allowed)})")
     spec = MeterSpec(**item)
+    if spec.address is None:
+        spec.address = p.factory_address(p.parse_serial_number(spec.serial_number)[0],
+                                         d_model=spec.password_encoding == "ascii")
     if spec.device_model not in p.MODELS:
         raise ValueError(f"meters: unsupported model {spec.device_model!r} "
                          f"(supported: {p.SUPPORTED_MODELS})")

@@ -55,7 +55,8 @@ class MeterSpec:
 
     serial_number: str
     device_model: str
-    address: int
+    address: int | None = None
+    """None: the factory address its serial number gives (as a meter leaves the factory)."""
     password_1: str = "111111"
     password_2: str = "222222"
     password_encoding: p.PasswordEncoding = "digits"
@@ -192,7 +193,8 @@ class SimMeter:
         digits, year = p.parse_serial_number(spec.serial_number)
         self.spec = spec
         self.model = model
-        self.address = spec.address
+        self.address = spec.address if spec.address is not None else p.factory_address(
+            digits, d_model=spec.password_encoding == "ascii")
         self.rng = rng
         self.clock = clock
         self.wall = wall
