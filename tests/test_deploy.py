@@ -161,18 +161,20 @@ async def test_first_start_on_the_installed_config_finds_the_miners(installed, i
     env = {**os.environ, "WEBBO_LOG_LEVEL": "warning"}
     async with family(registry, "antminer", ants, http_port=80), \
             family(registry, "whatsminer", whats, seed=4):
-        key = subprocess.run([str(webbo), "apikey", "create", "-c", str(path)], env=env,
-                             capture_output=True, text=True, timeout=60)
+        key = await asyncio.to_thread(
+            subprocess.run, [str(webbo), "apikey", "create", "-c", str(path)], env=env,
+            capture_output=True, text=True, timeout=60)
         assert key.returncode == 0, key.stderr
-        proc = subprocess.Popen([str(webbo), "run", "-c", str(path)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = await asyncio.to_thread(
+            subprocess.Popen, [str(webbo), "run", "-c", str(path)], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             def call(method: str, body: dict) -> dict:
                 request = urllib.request.Request(
                     f"http://127.0.0.1:{port}/api/{method}", json.dumps(body).encode(),
                     {"Content-Type": "application/json",
                      "X-Api-Key": key.stdout.strip().splitlines()[-1]})
-                with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: ASYNC210
+                with urllib.request.urlopen(request, timeout=10) as answer:
                     return json.loads(answer.read())
 
             deadline = time.monotonic() + 60
@@ -203,4 +205,4 @@ async def test_first_start_on_the_installed_config_finds_the_miners(installed, i
                 await asyncio.sleep(1)
         finally:
             proc.terminate()
-            proc.wait(30)
+            await asyncio.to_thread(proc.wait, 30)

@@ -8,6 +8,8 @@
     webbo config check [-c FILE]     validate the config: exit 0, or 1 with the reason
     webbo plugins                    what is loaded, from which distribution and version
     webbo scan FIRST-LAST|CIDR [--json] [-c FILE]   one sweep; found devices as a table or JSON
+    webbo command COMMAND [--macs A,B | --ip-range F-L | --all] [--params JSON] [--write]
+                                     a command of the miners' own API on known miners
     webbo simulate --miners N --base 127.x.y.z [--http-port P] [--seed S] [--meters M]
                                      a simulated farm on loopback until SIGTERM/SIGINT
     webbo demo                       a simulated farm and the agent (with its web UI) polling it
@@ -27,7 +29,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -262,6 +264,63 @@ def cmd_status(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_command(args: argparse.Namespace) -> int:
+    """A command of the miners' own API on the selected known miners, through the same
+    controller, safety rules and audit log as the API's /api/mining/miners/command."""
+    import getpass
+    import json
+
+    from webbo.agent.fleet.control import Controller
+    from webbo.agent.fleet.discovery import MinerFleet
+    from webbo.agent.fleet.driver import Action
+    from webbo.agent.fleet.selectors import SelectionError, Selector
+
+    try:
+        params = json.loads(args.params) if args.params else {}
+        if not isinstance(params, dict):
+            raise ValueError("--params must be a JSON object")
+    except ValueError as exc:
+        print(f"webbo command: {exc}", file=sys.stderr)
+        return 2
+    if args.ip_range:
+        first, sep, last = args.ip_range.partition("-")
+        selector = Selector(ip_range=(first.strip(), (last if sep else first).strip()))
+    else:
+        macs = [m.strip().lower() for m in (args.macs or "").split(",") if m.strip()]
+        selector = Selector(macs="*" if args.all or not macs else tuple(macs))
+    registry = default_registry()
+    config = _load(args, registry)
+    if config is None:
+        return 1
+
+    async def main() -> dict[str, Any] | str:
+        agent = Agent(registry, config)
+        fleet, controller = agent.service(MinerFleet), agent.service(Controller)
+        if fleet is None or controller is None:
+            return "miner support is not loaded (see `webbo plugins`)"
+        fleet.configure(config)  # reads the inventory the running agent keeps
+        fleet.inventory.path = None  # and leaves it to that agent
+        try:
+            task = controller.start_action(
+                "command", f"cli:{getpass.getuser()}", selector, Action.RAW,
+                {"command": args.name, "params": params, "write": args.write})
+            assert task.handle is not None
+            await task.handle
+            return task.result  # type: ignore[no-any-return]
+        except SelectionError as exc:
+            return str(exc)
+        finally:
+            await fleet.close()
+            await agent.tasks.close()
+
+    result = asyncio.run(main())
+    if isinstance(result, str):
+        print(f"webbo command: {result}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0 if all(r.get("success") for r in result.values()) else 1
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     import json
 
@@ -404,6 +463,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON array on stdout")
     _add_config_arg(p)
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("command", help="run a command of the miners' own API on known miners")
+    p.add_argument("name", metavar="COMMAND",
+                   help="e.g. summary, get_psu (Whatsminer v2), get.device.info (v3), stats")
+    chosen = p.add_mutually_exclusive_group()
+    chosen.add_argument("--macs", metavar="MAC,MAC", help="these miners")
+    chosen.add_argument("--ip-range", metavar="FIRST-LAST", help="the miners in this range")
+    chosen.add_argument("--all", action="store_true", help="every known miner (the default)")
+    p.add_argument("--params", metavar="JSON", default="",
+                   help='its parameters, e.g. \'{"respbefore": "true"}\'')
+    p.add_argument("--write", action="store_true",
+                   help="it changes the miners (needs raw_writes = true for their driver)")
+    _add_config_arg(p)
+    p.set_defaults(func=cmd_command)
 
     p = sub.add_parser("simulate", help="run a simulated farm on loopback until stopped")
     p.add_argument("--miners", type=int, default=10, metavar="N")

@@ -119,6 +119,12 @@ async def invoke(driver: MinerDriver, device: Device, action: Action,
         if not isinstance(name, str) or not name or not isinstance(args, Mapping):
             raise DeviceError("command: expected a command name and an object of arguments")
         return msgspec.to_builtins(await driver.command(device, name, dict(args)))
+    elif action == Action.RAW:
+        command, args = params.get("command"), params.get("params") or {}
+        if not isinstance(command, str) or not command or not isinstance(args, Mapping):
+            raise DeviceError("raw: expected a command name and an object of parameters")
+        reply = await driver.raw(device, command, dict(args), bool(params.get("write")))
+        return msgspec.to_builtins(reply)
     else:  # pragma: no cover - Action is closed
         raise DeviceError(f"{action}: unknown action")
     return None

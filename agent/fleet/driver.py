@@ -91,7 +91,12 @@ class Action(enum.StrEnum):
                                                               then read back
     set_power_limit       ``set_power_limit(device, watts)``  None (power targets, where the
                                                               firmware has them)
-    command               ``command(device, name, args)``     what the raw command answered
+    command               ``command(device, name, args)``     an allow-listed, typed extra
+                                                              (e.g. Whatsminer set_target_freq)
+    raw                   ``raw(device, command, params,      the device's reply, as JSON: a
+                          write)``                            command of its own API, read-
+                                                              only unless the driver's config
+                                                              allows writes
     ====================  ==================================  ===============================
     """
 
@@ -104,10 +109,12 @@ class Action(enum.StrEnum):
     SET_POOLS = "set_pools"
     SET_POWER_LIMIT = "set_power_limit"
     COMMAND = "command"
+    RAW = "raw"
 
 
 WRITE_ACTIONS = frozenset({Action.REBOOT, Action.SET_LED, Action.SET_WORK_MODE,
-                           Action.SET_POOLS, Action.SET_POWER_LIMIT, Action.COMMAND})
+                           Action.SET_POOLS, Action.SET_POWER_LIMIT, Action.COMMAND,
+                           Action.RAW})
 """Actions that change a device: an unknown outcome of one is never retried blindly."""
 
 
@@ -211,6 +218,14 @@ class MinerDriver:
 
     async def command(self, device: Device, name: str, args: dict[str, Any]) -> Any:
         raise self.unsupported(Action.COMMAND, device)
+
+    async def raw(self, device: Device, command: str, params: dict[str, Any],
+                  write: bool) -> Any:
+        """Send ``command`` of the device's own API as it is (``params`` its parameters) and
+        answer its reply. ``write`` asks for a command that changes the device: a driver runs
+        those only where its config allows raw writes, and says which commands it counts as
+        reads."""
+        raise self.unsupported(Action.RAW, device)
 
     def unsupported(self, action: Action, device: Device, why: str = "") -> NotSupportedError:
         """The per-device error of an action this driver cannot run (``why``, or

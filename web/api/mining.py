@@ -14,6 +14,7 @@ from webbo.web import services
 from webbo.web.api.core import METHODS, Call, Started
 from webbo.web.api.schemas import (
     AddressOut,
+    CommandParams,
     DeviceResults,
     MinerOut,
     MinersList,
@@ -132,6 +133,25 @@ async def set_pools(call: Call, params: SetPoolsParams) -> Any:
     specs = [None if pool is None else pool.spec() for pool in params.pools]
     return call.controller.start_action("set-pools", call.who, params.selector(),
                                         Action.SET_POOLS, pools=specs)
+
+
+@METHODS.add("/mining/miners/command", CommandParams,
+             summary="Run a command of the miners' own API",
+             tag="miners", task_result=DeviceResults, ours=True, examples=(
+                 {"macs": "*", "command": "summary"},
+                 {"macs": ["ce:86:7e:e5:1b:33"], "command": "power_off",
+                  "params": {"respbefore": "true"}, "write": True}))
+async def miners_command(call: Call, params: CommandParams) -> Any:
+    """Sends ``command`` of each selected miner's own API as it is — what the ``whatsminer``
+    library's ``get_read_only_info(cmd)`` and ``exec_command(cmd, additional_params)`` do, and
+    the same for API v3 (``get.*`` reads, ``set.*`` writes) and cgminer-style RPC. Reads are
+    always allowed; a command that changes the miner needs ``write: true`` and the driver's
+    ``raw_writes = true`` in webbo.toml (Whatsminer v2 writes go encrypted with the miner's
+    token, renewed once when it expired). Audited like every action; a write whose outcome is
+    unknown is reported so and never retried. Result per MAC: payload is the miner's reply."""
+    return call.controller.start_action(
+        "command", call.who, params.selector(), Action.RAW,
+        {"command": params.command, "params": params.params, "write": params.write})
 
 
 # -- inventory ---------------------------------------------------------------------------------

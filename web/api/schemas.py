@@ -148,6 +148,20 @@ class SetWorkModeParams(MinersParams, kw_only=True):
     mode: Literal["normal", "sleep", "low_power"]
 
 
+class CommandParams(MinersParams, kw_only=True):
+    """A command of the miners' own API, sent as it is (our addition)."""
+
+    command: Annotated[str, Meta(min_length=1, max_length=100)]
+    """The command: ``summary``, ``get_psu``, ``power_off`` (Whatsminer API v2),
+    ``get.device.info``, ``set.miner.service`` (API v3), ``stats``, ``ascset`` (cgminer RPC)."""
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Its parameters: Whatsminer v2 writes take the library's ``additional_params`` (e.g.
+    ``{"respbefore": "true"}``), v3 ``{"param": ...}``, cgminer RPC ``{"parameter": "..."}``."""
+    write: bool = False
+    """True for a command that changes the miner (allowed only where the driver's
+    ``raw_writes`` is on; never retried when its outcome is unknown)."""
+
+
 class MiningPoolIn(Params, kw_only=True):
     """The manual's MiningPool with ``suffix_type`` (used only when setting pools)."""
 

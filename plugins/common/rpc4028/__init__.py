@@ -8,6 +8,8 @@ The API, by module:
   connection (``a+b+c``) with the fallback to one per connection for firmwares that refuse it;
   ``probe_call(probe, command)`` the same during identification, memoised on the shared
   :class:`~webbo.agent.plugin.Probe` so every driver that asks ``version`` shares one answer;
+  ``raw_call(net, ip, command, params, write=..., writes_allowed=...)`` an operator's raw
+  command (reads by :data:`READ_COMMANDS`; anything else only as an allowed write);
   ``decode`` (strict first, repairing the broken JSON firmwares send only when that fails),
   ``encode_request``, ``nul_terminated`` (the reply framing), ``RpcError`` (a ``STATUS`` of
   ``E``/``F`` with its code) and ``GarbledReply``.

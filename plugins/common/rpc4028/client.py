@@ -21,16 +21,18 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.plugin import DeviceError, DeviceTimeout, Net
+from webbo.agent.plugin import DeviceError, DeviceTimeout, Net, OutcomeUnknownError
 from webbo.plugins.common.numbers import as_int
 
 __all__ = [
+    "READ_COMMANDS",
     "RpcError",
     "call",
     "decode",
     "encode_request",
     "multicall",
     "probe_call",
+    "raw_call",
     "repair",
 ]
 
@@ -184,6 +186,45 @@ async def call(net: Net, ip: str, command: str, parameter: str | None = None, *,
                          port=port, timeout=timeout)
     reply = decode(raw)
     return check(reply, command) if checked else reply
+
+
+READ_COMMANDS = frozenset({
+    "version", "config", "summary", "pools", "devs", "edevs", "stats", "estats", "devdetails",
+    "coin", "check", "privileged", "notify", "lcd", "usbstats", "lockstats", "asccount",
+    "pgacount", "asc", "pga"})
+"""cgminer RPC commands that only read (the rest change the device: pools, restart, ascset,
+quit, save, ...)."""
+
+
+async def raw_call(net: Net, ip: str, command: str, params: dict[str, Any], *, write: bool,
+                   writes_allowed: bool, setting: str, port: int = DEFAULT_PORT,
+                   timeout: float | None = None) -> dict[str, Any]:
+    """One command of the RPC as it is, for an operator's raw request: ``params`` may carry
+    ``parameter`` (the cgminer parameter string, e.g. ``"0,led,1-1"``). A command outside
+    :data:`READ_COMMANDS` changes the device: it needs ``write`` and ``writes_allowed`` (the
+    driver's ``setting``, named in the refusal). A write that goes unanswered has an unknown
+    outcome and is not retried."""
+    reads = command in READ_COMMANDS
+    if not reads and not write:
+        raise DeviceError(f"{command}: not a read command of the RPC; send it as a write "
+                          f"(write: true) if it is meant to change the device")
+    if not reads and not writes_allowed:
+        raise DeviceError(f"{command}: raw writes are off for these miners ({setting} = false)")
+    unknown = sorted(set(params) - {"parameter"})
+    if unknown:
+        raise DeviceError(f"{command}: unknown parameter {unknown[0]!r} (RPC commands take "
+                          '"parameter", a string)')
+    parameter = params.get("parameter")
+    if parameter is not None and not isinstance(parameter, str | int | float):
+        raise DeviceError(f"{command}: parameter must be a string")
+    text = None if parameter is None else str(parameter)
+    if reads:
+        return await call(net, ip, command, text, port=port, timeout=timeout)
+    try:
+        return await call(net, ip, command, text, port=port, timeout=timeout)
+    except DeviceTimeout:
+        raise OutcomeUnknownError(f"{command}: no answer in time; the miner may or may not "
+                                  "have done it (not retried)") from None
 
 
 async def exchange(net: Net, ip: str, payload: bytes, *, port: int = DEFAULT_PORT,

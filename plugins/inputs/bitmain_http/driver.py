@@ -63,6 +63,9 @@ class BitmainConfig(MinerInputConfig, kw_only=True):
     settings_every: int = 10
     """Read work mode and LED status every this many polls (0: never during polls)."""
     multi_command: bool = True
+    raw_writes: bool = False
+    """Let /api/mining/miners/command send RPC commands that change the miner (the stock
+    firmware usually denies privileged RPC anyway). Reads are always allowed."""
 
     def check(self) -> Any:
         for key in ("web_port", "rpc_port"):
@@ -194,6 +197,14 @@ class BitmainDriver(AntminerControl):
             state.mode = work_mode_of(conf)
         if isinstance(blink, dict) and isinstance(blink.get("blink"), bool):
             state.led = LedStatus.BLINK if blink["blink"] else LedStatus.NORMAL
+
+    async def raw(self, device: Device, command: str, params: dict[str, Any],
+                  write: bool) -> Any:
+        """A command of the miner's RPC (bmminer on 4028) as it is."""
+        return await rpc.raw_call(self.net, device.ip, command, params, write=write,
+                                  writes_allowed=self.config.raw_writes,
+                                  setting="[[inputs.bitmain_http]] raw_writes",
+                                  port=self.config.rpc_port, timeout=self.timeout)
 
     def remember(self, device: Device, *, mode: WorkMode | None = None,
                  led: LedStatus | None = None) -> None:

@@ -19,6 +19,9 @@ class CgminerConfig(MinerInputConfig, kw_only=True):
     """Ask several report commands in one ``a+b+c`` request (falls back per device)."""
     write_access: bool = False
     """The firmwares here grant privileged RPC (``W:`` in api-allow): pools can be changed."""
+    raw_writes: bool = False
+    """Let /api/mining/miners/command send commands that change the device (privileged RPC:
+    ``restart``, ``ascset``, pool commands, ...). Reads are always allowed."""
     ssh_user: str = ""
     """With ssh_password: reboot through SSH."""
     ssh_password: str = ""

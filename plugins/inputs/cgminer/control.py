@@ -41,7 +41,7 @@ class CgminerControl(MinerDriver):
     timeout: float | None
 
     def supports(self, device: Device | None = None) -> frozenset[Action]:
-        offered = {Action.GET_POOLS}
+        offered = {Action.GET_POOLS, Action.RAW}
         if self.config.write_access:
             offered.add(Action.SET_POOLS)
         if self.config.ssh_user and self.config.ssh_password:
@@ -55,6 +55,13 @@ class CgminerControl(MinerDriver):
         if action == Action.REBOOT:
             return "without SSH (set ssh_user and ssh_password in [[inputs.cgminer]])"
         return ""
+
+    async def raw(self, device: Device, command: str, params: dict[str, Any],
+                  write: bool) -> Any:
+        return await rpc.raw_call(self.net, device.ip, command, params, write=write,
+                                  writes_allowed=self.config.raw_writes,
+                                  setting="[[inputs.cgminer]] raw_writes",
+                                  port=self.config.port, timeout=self.timeout)
 
     async def get_pools(self, device: Device) -> list[MiningPool]:
         reply = await rpc.call(self.net, device.ip, "pools", port=self.config.port,

@@ -36,6 +36,9 @@ class WhatsminerConfig(MinerInputConfig, kw_only=True):
     """Time limit of one read; default [agent] timeout."""
     write_timeout: Duration = Duration(10.0)
     """Time limit of one write (its answer); past it the outcome is reported unknown."""
+    raw_writes: bool = False
+    """Let /api/mining/miners/command send write commands of the miners' own API as they are
+    (v2 encrypted writes such as ``power_off``, v3 ``set.*``). Reads are always allowed."""
     confirm_timeout: Duration = Duration(30.0)
     """How long a change (LED, work mode, pools) may take to show before it is reported
     failed."""

@@ -32,7 +32,7 @@ from webbo.agent.plugin import (
 )
 from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.inputs.whatsminer.api_v2 import V2Api, msg_of
-from webbo.plugins.inputs.whatsminer.api_v3 import V3Api
+from webbo.plugins.inputs.whatsminer.api_v3 import NO_PARAM, V3Api
 from webbo.plugins.inputs.whatsminer.backend import Backend, optional
 from webbo.plugins.inputs.whatsminer.commands import parse_command
 from webbo.plugins.inputs.whatsminer.config import WhatsminerConfig
@@ -212,3 +212,40 @@ class WhatsminerDriver(MinerDriver):
     async def command(self, device: Device, name: str, args: dict[str, Any]) -> Any:
         command, checked = parse_command({"name": name, "args": args})
         return await self.backend_for(device).command(device.ip, command, checked)
+
+    async def raw(self, device: Device, command: str, params: dict[str, Any],
+                  write: bool) -> Any:
+        """A command of the miner's API as the ``whatsminer`` library sends it: on API v2 a
+        read (``get_read_only_info``) goes in clear and a write (``exec_command``, with its
+        additional parameters) is encrypted with the current token, renewed once when the
+        miner says it expired; on API v3 ``get.*`` reads and ``set.*`` writes (``params``:
+        ``{"param": ...}``) — a command without the dotted v3 form goes to the v2 port, which
+        v3 firmware still serves for reads. Writes only where ``raw_writes`` allows; never
+        retried."""
+        ip = device.ip
+        if command.startswith(("get.", "set.")):
+            unknown = sorted(set(params) - {"param"})
+            if unknown:
+                raise DeviceError(f"{command}: unknown parameter {unknown[0]!r} (API v3 "
+                                  'commands take "param")')
+            param = params.get("param", NO_PARAM)
+            if not command.startswith("set."):
+                return await self.v3.api.get(ip, command, param)
+            self._raw_write_allowed(command, write)
+            return await self.v3.write(ip, command, param)
+        if not write:
+            if params:
+                raise DeviceError(f"{command}: a read takes no parameters (send it as a write "
+                                  "if it is one)")
+            return await self.v2.api.read(ip, command)
+        self._raw_write_allowed(command, write)
+        return await self.v2.api.write(ip, self.v2.password, command,
+                                       {k: v for k, v in params.items()})
+
+    def _raw_write_allowed(self, command: str, write: bool) -> None:
+        if not write:
+            raise DeviceError(f"{command}: this command changes the miner; send it as a write "
+                              "(write: true)")
+        if not self.config.raw_writes:
+            raise DeviceError(f"{command}: raw writes are off for these miners "
+                              "([[inputs.whatsminer]] raw_writes = false)")
