@@ -93,6 +93,9 @@ fi
 ln -sfn /opt/webbo/venv/bin/webbo "$R/usr/local/bin/webbo"
 install -d -m 0755 "$R/opt/webbo/docs"
 cp "$SOURCE"/docs/*.md "$R/opt/webbo/docs/" 2>/dev/null || true
+# The operator's manual says the API documentation is in /opt/m0n/docs/API.md after install.
+install -d -m 0755 "$R/opt/m0n"
+ln -sfn /opt/webbo/docs "$R/opt/m0n/docs"
 
 # -- config ----------------------------------------------------------------------------------
 CONFIG="$R/etc/webbo/webbo.toml"

@@ -206,3 +206,28 @@ async def test_first_start_on_the_installed_config_finds_the_miners(installed, i
         finally:
             proc.terminate()
             await asyncio.to_thread(proc.wait, 30)
+
+
+def test_the_readme_commands_need_no_registry_once_installed():
+    """contrib/dev/setup.sh (sourced by both README commands) and the test command's Debian
+    packages, run again in a network namespace with no route anywhere: everything is installed,
+    so nothing is fetched and it succeeds."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.fail("this test needs root and unshare (CI runs as root)")
+    test_sh = (ROOT / "contrib" / "dev" / "test.sh").read_text()
+    packages = next(line.split()[1:] for line in test_sh.splitlines()
+                    if line.startswith("apt_install "))
+    for extras in ("test", "demo"):
+        script = (f"cd {ROOT} && WEBBO_EXTRAS={extras} source contrib/dev/setup.sh && "
+                  f"apt_install {' '.join(packages)} && echo READY")
+        result = subprocess.run(["unshare", "--net", "bash", "-c", script], capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0 and "READY" in result.stdout, result.stderr[-2000:]
+
+
+def test_the_api_documentation_is_where_the_manual_says(installed):
+    """The manual's last line: the API documentation is at /opt/m0n/docs/API.md after
+    installation (a link to the installed docs)."""
+    link = installed / "opt" / "m0n" / "docs"
+    assert link.is_symlink() and os.readlink(link) == "/opt/webbo/docs"
+    assert (installed / "opt" / "webbo" / "docs" / "API.md").exists()

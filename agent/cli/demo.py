@@ -24,7 +24,7 @@ from webbo.agent.core.config_edit import append_table
 from webbo.agent.core.contract import SimOptions
 from webbo.agent.core.plugins import PluginRegistry
 
-__all__ = ["METER_SERIALS", "demo_config", "start_simulator"]
+__all__ = ["METER_SERIALS", "demo_config", "meter_tables", "start_simulator"]
 
 METER_SERIALS = ("32297700-17", "43099131-20", "47457598-22")
 BASE = "127.77.0.1"
@@ -45,8 +45,10 @@ def start_simulator(miners: int, meters: int, seed: int = 7) -> tuple[subprocess
 
 
 def demo_config(state_dir: Path, farm: dict[str, Any], registry: PluginRegistry,
-                listen: str) -> str:
-    """The demo's webbo.toml: two groups of ranges over the farm, every miner input, meters."""
+                listen: str, http_port: int = HTTP_PORT) -> str:
+    """A webbo.toml that reads the farm (the demo's, and ``webbo simulate --write-config``'s):
+    two groups of ranges over it, the input tables each simulator family says read its
+    devices (served on ``http_port``), the meters."""
     ips = sorted((d["ip"] for d in farm["devices"]), key=lambda ip: tuple(map(int,
                                                                              ip.split("."))))
     half = len(ips) // 2
@@ -72,7 +74,7 @@ def demo_config(state_dir: Path, farm: dict[str, Any], registry: PluginRegistry,
     doc["network"] = tomlkit.table()
     for group in groups:
         append_table(doc, "network.ip_range_groups", group)
-    options = SimOptions(http_port=HTTP_PORT)
+    options = SimOptions(http_port=http_port)
     written: set[str] = set()
     for family in registry.simulators.values():
         for name, table in family.reads_with(options) if family.reads_with else ():
@@ -96,7 +98,7 @@ def run_demo(args: Any, registry: PluginRegistry, run: Callable[[Any], int]) -> 
         # The last meter is left for the operator to add as the manual's §2.2 says (Настройки ▸
         # Настройки счетчиков: refresh the ports, serial number, model; its factory address).
         meters = farm.get("meters", [])
-        farm["meter_config"] = _meter_tables(meters[:-1])
+        farm["meter_config"] = meter_tables(meters[:-1])
         config_path = state_dir / "webbo.toml"
         config_path.write_text(demo_config(state_dir, farm, registry, args.listen),
                                encoding="utf-8")
@@ -118,7 +120,7 @@ def run_demo(args: Any, registry: PluginRegistry, run: Callable[[Any], int]) -> 
         stop(proc, 15)
 
 
-def _meter_tables(meters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def meter_tables(meters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``[[inputs.mercury]]`` tables for the simulated meters, as their simulator describes
     them (``config`` in each device entry), else from the documented device keys."""
     tables = []

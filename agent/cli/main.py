@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -365,13 +366,26 @@ def _shares(text: str) -> dict[str, float]:
     return shares
 
 
+def write_farm_config(path: Path, farm: dict[str, Any], *, registry: PluginRegistry,
+                      http_port: int) -> None:
+    """The config that reads a simulated farm (``webbo simulate --write-config``)."""
+    from webbo.agent.cli.demo import demo_config, meter_tables
+
+    farm = {**farm, "meter_config": meter_tables(farm.get("meters", []))}
+    state = path.resolve().parent / f"{path.stem}-state"
+    path.write_text(demo_config(state, farm, registry, "127.0.0.1:8000", http_port),
+                    encoding="utf-8")
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     import json
 
-    from webbo.agent.cli.simulate import run
+    from webbo.agent.cli.simulate import default_http_port, run
     from webbo.agent.core.contract import SimOptions
 
     registry = default_registry()
+    if args.http_port is None:
+        args.http_port = default_http_port()
     try:
         extra = json.loads(args.extra) if args.extra else {}
         if not isinstance(extra, dict):
@@ -380,8 +394,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                              faults=_shares(args.faults),
                              extra={**extra, "quirks": _shares(args.quirks)})
         families = [f for f in (args.families or "").split(",") if f] or None
+        if args.http_port == default_http_port() != 80:
+            print(f"webbo simulate: not allowed to bind port 80 here, so the simulated web "
+                  f"interfaces listen on {args.http_port}; read the farm with the config "
+                  f"--write-config FILE writes (e.g. webbo scan FIRST-LAST -c FILE)",
+                  file=sys.stderr)
+        on_ready = (functools.partial(write_farm_config, Path(args.write_config),
+                                      registry=registry, http_port=args.http_port)
+                    if args.write_config else None)
         return asyncio.run(run(registry, miners=args.miners, base=args.base, options=options,
-                               meters=args.meters, families=families))
+                               meters=args.meters, families=families, on_ready=on_ready))
     except (ValueError, argparse.ArgumentTypeError, OSError) as exc:
         print(f"webbo simulate: {exc}", file=sys.stderr)
         return 2
@@ -394,6 +416,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------
+
+
+def _add_command_parser(sub: Any) -> None:
+    p = sub.add_parser("command", help="run a command of the miners' own API on known miners")
+    p.add_argument("name", metavar="COMMAND",
+                   help="e.g. summary, get_psu (Whatsminer v2), get.device.info (v3), stats")
+    chosen = p.add_mutually_exclusive_group()
+    chosen.add_argument("--macs", metavar="MAC,MAC", help="these miners")
+    chosen.add_argument("--ip-range", metavar="FIRST-LAST", help="the miners in this range")
+    chosen.add_argument("--all", action="store_true", help="every known miner (the default)")
+    p.add_argument("--params", metavar="JSON", default="",
+                   help='its parameters, e.g. \'{"respbefore": "true"}\'')
+    p.add_argument("--write", action="store_true",
+                   help="it changes the miners (needs raw_writes = true for their driver)")
+    _add_config_arg(p)
+    p.set_defaults(func=cmd_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -464,26 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arg(p)
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("command", help="run a command of the miners' own API on known miners")
-    p.add_argument("name", metavar="COMMAND",
-                   help="e.g. summary, get_psu (Whatsminer v2), get.device.info (v3), stats")
-    chosen = p.add_mutually_exclusive_group()
-    chosen.add_argument("--macs", metavar="MAC,MAC", help="these miners")
-    chosen.add_argument("--ip-range", metavar="FIRST-LAST", help="the miners in this range")
-    chosen.add_argument("--all", action="store_true", help="every known miner (the default)")
-    p.add_argument("--params", metavar="JSON", default="",
-                   help='its parameters, e.g. \'{"respbefore": "true"}\'')
-    p.add_argument("--write", action="store_true",
-                   help="it changes the miners (needs raw_writes = true for their driver)")
-    _add_config_arg(p)
-    p.set_defaults(func=cmd_command)
+    _add_command_parser(sub)
 
     p = sub.add_parser("simulate", help="run a simulated farm on loopback until stopped")
     p.add_argument("--miners", type=int, default=10, metavar="N")
     p.add_argument("--base", default="127.77.0.1", metavar="127.X.Y.Z",
                    help="first address (127.0.0.0/8 only); miners take consecutive ones")
-    p.add_argument("--http-port", type=int, default=8080, metavar="P",
-                   help="port of the simulated web interfaces (80 on real miners)")
+    p.add_argument("--http-port", type=int, default=None, metavar="P",
+                   help="port of the simulated web interfaces (default 80, as real miners and "
+                        "the drivers' defaults; 8080 where this user may not bind 80)")
+    p.add_argument("--write-config", metavar="FILE", default="",
+                   help="once ready, write a webbo.toml that reads this farm (ranges, inputs, "
+                        "meters) to FILE")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--meters", type=int, default=0, metavar="M",
                    help="simulated meters of each meter family (pseudo-terminals)")

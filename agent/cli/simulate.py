@@ -26,7 +26,8 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -258,15 +259,34 @@ async def _wait_for_signal(stop: asyncio.Event, extra: asyncio.Future[Any] | Non
     waiter.cancel()
 
 
+def default_http_port() -> int:
+    """The port the simulated web interfaces serve when none is asked for: 80, the real
+    firmware's and the drivers' default, where this process may bind it; else 8080 (a normal
+    user on a stock Linux may not bind ports below 1024), said on stderr."""
+    try:
+        lowest = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        lowest = 1024
+    if os.geteuid() == 0 or lowest <= 80:
+        return 80
+    return 8080
+
+
 async def run(registry: Any, *, miners: int, base: str, options: SimOptions, meters: int,
-              families: Sequence[str] | None = None) -> int:
-    """The body of ``webbo simulate``."""
+              families: Sequence[str] | None = None,
+              on_ready: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """The body of ``webbo simulate``: start the farm, call ``on_ready(inventory)``, print its
+    inventory as one JSON line (with ``http_port``: the line means "ready"), serve until
+    SIGTERM/SIGINT."""
     started = asyncio.get_running_loop().time()
     stop = _stop_event()
     farm = await start_farm(registry, miners=miners, base=base, options=options, meters=meters,
                             families=families)
     try:
-        sys.stdout.write(json.dumps(farm.inventory(), ensure_ascii=False) + "\n")
+        inventory = {**farm.inventory(), "http_port": options.http_port}
+        if on_ready is not None:
+            on_ready(inventory)
+        sys.stdout.write(json.dumps(inventory, ensure_ascii=False) + "\n")
         sys.stdout.flush()
         log.info("simulated farm ready", miners=len(farm.devices), meters=len(farm.meters),
                  shards=len(farm.shards),

@@ -235,17 +235,55 @@ def _array(tables: Iterable[Any]) -> Any:
 
 
 def set_table_array(doc: tomlkit.TOMLDocument, dotted: str,
-                    items: Iterable[Mapping[str, Any]]) -> None:
+                    items: Iterable[Mapping[str, Any]], *, key: str | None = None) -> None:
     """Replace ``[[dotted]]`` with ``items`` (dicts; nested lists of dicts become nested
-    arrays of tables), in place, keeping the comments that follow it where they are."""
+    arrays of tables), in place, keeping the comments that follow it where they are.
+
+    With ``key`` (e.g. ``"uuid"``) a table whose ``key`` matches an item's is kept and updated
+    in place, nested arrays of tables too, so the comments a person wrote inside it (and on
+    its unchanged lines) survive; tables of new items are added, the others removed."""
     parent, leaf = _parent_and_leaf(doc, dotted)
-    tables = [_to_table(item) for item in items]
     existing = parent.get(leaf)
+    if key is not None and isinstance(existing, tomlkit.items.AoT):
+        tables = _merged(existing, list(items), key)
+    else:
+        tables = [_to_table(item) for item in items]
     if existing is None:
         if tables:
             _add_array(parent, leaf, _array(tables))
         return
     _replace_array(parent, leaf, existing, tables)
+
+
+def _merged(existing: Any, items: list[Mapping[str, Any]], key: str) -> list[Any]:
+    """The tables for ``items``: the existing table of the same ``key`` updated in place
+    (only the values that differ are written), or a new one."""
+    old = {str(t[key]): t for t in existing if isinstance(t.get(key), str) and t.get(key)}
+    tables = []
+    for item in items:
+        table = old.pop(str(item.get(key)), None) if item.get(key) else None
+        if table is None:
+            tables.append(_to_table(item))
+            continue
+        for name, value in item.items():
+            current = table.get(name)
+            if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value) \
+                    and isinstance(current, tomlkit.items.AoT):
+                inner = _merged(current, list(value), key)
+                if [id(t) for t in inner] != [id(t) for t in current]:
+                    tail = _detach_tail(current)
+                    table[name] = array = _array(inner)
+                    _attach_tail(array, tail)
+            elif value is None or (isinstance(value, list) and not value
+                                   and name in _TABLE_ARRAY_KEYS):
+                if name in table:
+                    del table[name]
+            elif current != value:
+                table[name] = _to_table({name: value})[name]
+        for name in [n for n in table if n not in item]:
+            del table[name]
+        tables.append(table)
+    return tables
 
 
 def _replace_array(parent: Any, leaf: str, existing: Any, tables: list[Any]) -> None:

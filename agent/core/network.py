@@ -70,7 +70,7 @@ def network_edit(items: Sequence[Mapping[str, Any]]) -> Mutation:
     items = [dict(item) for item in items]
 
     def mutate(doc: tomlkit.TOMLDocument) -> None:
-        set_table_array(doc, "network.ip_range_groups", items)
+        set_table_array(doc, "network.ip_range_groups", items, key="uuid")
 
     return mutate
 

@@ -130,6 +130,23 @@ async def invoke(driver: MinerDriver, device: Device, action: Action,
     return None
 
 
+def _remember(device: Device, action: Action, params: Mapping[str, Any], result: Any) -> None:
+    """What an action just established about the device shows at once in its latest reading
+    (the pages and miners/get), not only after the next poll: the LED the operator switched
+    on, the mode that was set and read back."""
+    reading = device.reading
+    if reading is None:
+        return
+    if action == Action.SET_LED:
+        reading.led = LedStatus(params["status"])
+    elif action == Action.GET_LED:
+        reading.led = LedStatus(result)
+    elif action in (Action.SET_WORK_MODE, Action.GET_WORK_MODE):
+        mode = WorkMode(params["mode"] if action == Action.SET_WORK_MODE else result)
+        if mode != WorkMode.UNKNOWN:
+            reading.work_mode = mode
+
+
 class Controller:
     """Device actions for the API and the UI (the agent's ``Controller`` service)."""
 
@@ -242,7 +259,9 @@ class Controller:
             if action == Action.GET_WORK_MODE:
                 return WorkMode.UNKNOWN.value  # the manual's answer for a mode nobody can read
             raise driver.unsupported(action, device)
-        return await invoke(driver, device, action, params)
+        result = await invoke(driver, device, action, params)
+        _remember(device, action, params, result)
+        return result
 
     async def act(self, device: Device, action: Action, params: Mapping[str, Any]
                   ) -> dict[str, Any]:

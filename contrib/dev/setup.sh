@@ -40,8 +40,18 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
+# Installed already, from this very pyproject.toml? Then nothing is asked of any registry: the
+# two README commands run offline once installed. A stamp per extra names what was installed
+# (the demo's extra adds nothing, so any install serves it).
+EXTRAS="${WEBBO_EXTRAS:-test}"
+WANT="$(sha256sum pyproject.toml | cut -d' ' -f1) $("$PYTHON" -V 2>&1)"
+installed() { [ -f ".venv/.webbo-installed-$1" ] && [ "$(cat ".venv/.webbo-installed-$1")" = "$WANT" ]; }
+if { installed "$EXTRAS" || { [ "$EXTRAS" = demo ] && installed test; }; } \
+        && .venv/bin/python -c "import webbo.agent.cli" 2>/dev/null; then
+    return 0 2>/dev/null || exit 0
+fi
 if [ ! -x .venv/bin/uv ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check uv
 fi
-EXTRAS="${WEBBO_EXTRAS:-test}"
 .venv/bin/uv pip install -q --python .venv/bin/python -e ".[${EXTRAS}]"
+echo "$WANT" > ".venv/.webbo-installed-$EXTRAS"

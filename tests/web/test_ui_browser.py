@@ -129,7 +129,7 @@ async def walk(page, s, port: str) -> None:
     await shot(page, "03-settings-miners-error")
     await last.fill(COVERED[-1])
     await page.get_by_role("button", name="Сохранить", exact=True).click()
-    await expect(page.locator("p.alert.ok")).to_contain_text("Сохранено: 1 групп, 1 диапазонов")
+    await expect(page.locator("p.alert.ok")).to_contain_text("Сохранено: 1 группа, 1 диапазон")
     await shot(page, "04-settings-miners-saved")
 
     # -- the sweep starts: the Miners page fills (only the covered part of the farm)
@@ -158,7 +158,7 @@ async def walk(page, s, port: str) -> None:
     await page.locator("#actionbar").get_by_role("button", name="Включить мигание").click()
     dialog = page.locator("dialog#confirm")
     await expect(dialog).to_be_visible()
-    await expect(dialog).to_contain_text("Включить мигание светодиодов на 1 майнерах?")
+    await expect(dialog).to_contain_text("Включить мигание светодиодов на 1 майнере?")
     await shot(page, "06-miners-confirm")
     await dialog.get_by_role("button", name="Включить мигание").click()
     results = page.locator("#results")
@@ -207,6 +207,7 @@ async def walk(page, s, port: str) -> None:
     await page.get_by_label("Серийный номер").fill(METER["serial_number"])
     await page.get_by_role("button", name="Добавить устройство").click()
     await expect(page.locator("p.alert.error")).to_contain_text("Счетчик не добавлен")
+    await expect(page.locator("p.alert.error")).to_contain_text("по заводскому адресу")
     await shot(page, "11-settings-meters-not-answering")
     await page.get_by_label("Адрес", exact=True).fill(str(METER["address"]))
     await page.get_by_text("Настройки порта").click()
@@ -265,3 +266,82 @@ async def walk(page, s, port: str) -> None:
     await page.wait_for_url(url + "/login")
     await page.goto(url + "/meters")
     assert "/login" in page.url
+
+
+# -- every address of the ranges has a visible state ------------------------------------------
+
+STATES_FARM = [f"127.57.0.{i}" for i in (1, 2, 3, 4, 5, 7)]  # .6 and .8-.10: nothing there
+
+
+async def test_every_address_shows_its_state_in_the_api_and_the_page(tmp_path):
+    """A farm with every fault kind: each address of the range has its right state in
+    /api/mining/miners/get and on the Miners page and the rack map, and the header counts add
+    up to the range size (an operator must not take a sick farm for a healthy one)."""
+    assert HAVE_CHROMIUM, "Debian's chromium is missing: contrib/dev/test.sh installs it"
+    registry = default_registry()
+    miners = await start_sims(registry, "antminer", STATES_FARM, http_port=HTTP_PORT,
+                              slow_delay=3.0)
+    sims = {d.ip: d for d in miners.sims}
+    sims["127.57.0.4"].fault = "silent"   # accepts, then says nothing: timeout
+    sims["127.57.0.5"].fault = "garbage"  # answers what no driver knows: unrecognised
+    sims["127.57.0.7"].fault = "slow"     # answers after 3 s, past the 1 s limit: timeout
+    text = config_text(tmp_path / "state", [("зал", "стойка", "127.57.0.1", "127.57.0.10")],
+                       inputs=INPUTS, agent='timeout = "1s"')
+    want = {"ok": 2, "error": 1, "timeout": 2, "unrecognised": 1, "silent": 4}
+    try:
+        async with stack(tmp_path, registry, text) as s, \
+                playwright_api.async_playwright() as pw:
+            await s.wait_inventory(3)
+            sims["127.57.0.2"].fault = "garbage"  # a known miner starts answering garbage
+
+            async def settled() -> bool:
+                got = await s.ok("/api/mining/miners/get", {})
+                counts = {k: v for k, v in got["counts"].items() if v}
+                return counts == want
+
+            await wait_until(settled, what=f"counts {want}")
+            answer = await s.ok("/api/mining/miners/get", {})
+            assert sum(answer["counts"].values()) == 10
+            failing = [m for m in answer["miners"] if m["state"] == "error"]
+            assert [m["ip"] for m in failing] == ["127.57.0.2"] and failing[0]["failing_since"]
+            assert {(a["ip"], a["state"]) for a in answer["addresses"]} == {
+                ("127.57.0.4", "timeout"), ("127.57.0.5", "unrecognised"),
+                ("127.57.0.7", "timeout")}
+            silent = await s.ok("/api/mining/miners/get", {"state": "silent"})
+            assert [a["ip"] for a in silent["addresses"]] == [
+                "127.57.0.6", "127.57.0.8", "127.57.0.9", "127.57.0.10"]
+            assert all(a["until"] for a in silent["addresses"])
+
+            s.web.store.set_password("miner", PASSWORD)
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                               args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(locale="ru-RU")
+                page.set_default_timeout(TIMEOUT)
+                expect = playwright_api.expect
+                await page.goto(s.url + "/miners")
+                await page.get_by_label("Пароль").fill(PASSWORD)
+                await page.get_by_role("button", name="Войти").click()
+                await page.wait_for_url(s.url + "/miners")
+                summary = page.locator("#summary")
+                await expect(summary).to_contain_text("10 адресов")
+                for label, count in (("в работе", 2), ("ошибка", 1), ("таймаут", 2),
+                                     ("не распознан", 1), ("молчит", 4)):
+                    await expect(summary.locator("a.chip", has_text=label)).to_contain_text(
+                        str(count))
+                rows = page.locator("#rows tr")
+                await expect(rows.filter(has_text="127.57.0.5")).to_contain_text("не распознан")
+                await expect(rows.filter(has_text="127.57.0.7")).to_contain_text("таймаут")
+                await shot(page, "20-miners-every-state")
+                await summary.locator("a.chip", has_text="молчит").click()
+                await expect(page.locator("#rows tr.addr")).to_have_count(4)
+                await expect(page.locator("#rows")).to_contain_text("повтор в")
+                await shot(page, "21-miners-silent")
+                await page.goto(s.url + "/map")
+                await expect(page.locator("ul.tiles .tile.l-addr")).to_have_count(3)
+                await expect(page.locator(".rack")).to_contain_text("ещё 4")
+                await shot(page, "22-map-every-state")
+            finally:
+                await browser.close()
+    finally:
+        await miners.close()

@@ -383,7 +383,7 @@ async def test_ranges_editor_round_trips_validates_and_saves(tmp_path):
             assert "# test config: comments must survive API edits" in text
             async with session.get(s.url + "/settings/miners?saved=1") as resp:
                 page = await resp.text()
-                assert "Сохранено: 1 групп, 2 диапазонов, 12 адресов" in page
+                assert "Сохранено: 1 группа, 2 диапазона, 12 адресов" in page
                 assert f'value="{groups[0].uuid}"' in page
             audit = s.agent.services["control"].audit.read(limit=5)
             assert any(e.get("method") == "set-network" and e.get("who") == "user:miner"

@@ -320,3 +320,33 @@ def test_number_and_duration_formats():
 def _other_last(text: str) -> str:
     """``text`` with a different last character (a forged token or signature)."""
     return text[:-1] + ("B" if text.endswith("A") else "A")
+
+
+def test_counted_words_take_the_right_russian_form():
+    from webbo.web.ui.i18n import translator
+
+    ru, en = translator("ru"), translator("en")
+    assert [ru("map.count", n=n) for n in (1, 3, 5, 11, 21, 22, 112)] == [
+        "1 майнер", "3 майнера", "5 майнеров", "11 майнеров", "21 майнер", "22 майнера",
+        "112 майнеров"]
+    assert ru("act.confirm.led_on", n=1).startswith("Включить мигание светодиодов на 1 майнере")
+    assert ru("act.confirm.led_on", n=5).endswith("на 5 майнерах?")
+    assert [en("map.count", n=n) for n in (1, 2)] == ["1 miner", "2 miners"]
+
+
+def test_the_errors_an_operator_meets_read_in_russian():
+    from webbo.web.ui.errors import translate_error
+
+    cases = {
+        "expected int <= 240": "ожидается целое число не больше 240",
+        "must be 1..240 (or 0), not 300": "должен быть от 1 до 240 (или 0), а не 300",
+        "set_work_mode: not supported by Antminer S9 (low_power)":
+            "set_work_mode: не поддерживается на Antminer S9 (low_power)",
+        "outcome unknown: set_pools: no answer": "результат неизвестен",
+        "meter 43099131-20 does not answer on /dev/ttyUSB0 at its factory address (131, 31)":
+            "не отвечает на /dev/ttyUSB0 по заводскому адресу (131, 31)",
+        "required key is missing": "обязательное поле не заполнено",
+    }
+    for english, russian in cases.items():
+        assert russian in translate_error(english, "ru"), english
+        assert translate_error(english, "en") == english

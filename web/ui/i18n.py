@@ -149,7 +149,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "miners.select_row": ("Выбрать {ip}", "Select {ip}"),
     "miners.select_page": ("Выбрать все на странице", "Select all on this page"),
     "miners.selected": ("Выбрано: {n}", "Selected: {n}"),
-    "miners.select_all_matching": ("Выбрать все {n} по фильтру", "Select all {n} matching"),
+    "miners.select_all_matching": ("Выбрать {n} майнер по фильтру|Выбрать все {n} майнера по "
+                                   "фильтру|Выбрать все {n} майнеров по фильтру",
+                                   "Select the {n} matching miner|Select all {n} matching "
+                                   "miners"),
     "miners.clear_selection": ("Снять выбор", "Clear selection"),
     "miners.of_expected": ("{pct}% от ожидаемого", "{pct}% of expected"),
     "miners.pager": ("Страницы", "Pages"),
@@ -170,18 +173,32 @@ TEXT: dict[str, tuple[str, str]] = {
     "act.work_mode": ("Режим работы…", "Work mode…"),
     "act.pools": ("Пулы…", "Pools…"),
     "act.confirm_title": ("Подтверждение", "Please confirm"),
-    "act.confirm.led_on": ("Включить мигание светодиодов на {n} майнерах?",
-                           "Start blinking the LEDs of {n} miners?"),
-    "act.confirm.led_off": ("Выключить мигание светодиодов на {n} майнерах?",
-                            "Stop blinking the LEDs of {n} miners?"),
-    "act.confirm.reboot": ("Перезагрузить {n} майнеров? Они перестанут майнить на несколько "
-                           "минут.", "Reboot {n} miners? They stop mining for a few minutes."),
-    "act.confirm.work_mode": ("Установить режим работы на {n} майнерах:",
-                              "Set the work mode of {n} miners to:"),
-    "act.confirm.pools": ("Установить пулы на {n} майнерах. Пустой слот с отметкой «не менять» "
-                          "оставляет пул устройства.",
-                          "Set the pools of {n} miners. A slot marked \"keep\" leaves the "
-                          "device's pool as it is."),
+    "act.confirm.led_on": ("Включить мигание светодиодов на {n} майнере?|Включить мигание "
+                           "светодиодов на {n} майнерах?|Включить мигание светодиодов на {n} "
+                           "майнерах?", "Start blinking the LEDs of {n} miner?|Start blinking "
+                           "the LEDs of {n} miners?"),
+    "act.confirm.led_off": ("Выключить мигание светодиодов на {n} майнере?|Выключить мигание "
+                            "светодиодов на {n} майнерах?|Выключить мигание светодиодов на {n} "
+                            "майнерах?", "Stop blinking the LEDs of {n} miner?|Stop blinking "
+                            "the LEDs of {n} miners?"),
+    "act.confirm.reboot": ("Перезагрузить {n} майнер? Он перестанет майнить на несколько "
+                           "минут.|Перезагрузить {n} майнера? Они перестанут майнить на "
+                           "несколько минут.|Перезагрузить {n} майнеров? Они перестанут "
+                           "майнить на несколько минут.", "Reboot {n} miner? It stops mining "
+                           "for a few minutes.|Reboot {n} miners? They stop mining for a few "
+                           "minutes."),
+    "act.confirm.work_mode": ("Установить режим работы на {n} майнере:|Установить режим работы "
+                              "на {n} майнерах:|Установить режим работы на {n} майнерах:",
+                              "Set the work mode of {n} miner to:|Set the work mode of {n} "
+                              "miners to:"),
+    "act.confirm.pools": ("Установить пулы на {n} майнере. Пустой слот с отметкой «не менять» "
+                          "оставляет пул устройства.|Установить пулы на {n} майнерах. Пустой "
+                          "слот с отметкой «не менять» оставляет пул устройства.|Установить "
+                          "пулы на {n} майнерах. Пустой слот с отметкой «не менять» оставляет "
+                          "пул устройства.",
+                          "Set the pools of {n} miner. A slot marked \"keep\" leaves the "
+                          "device's pool as it is.|Set the pools of {n} miners. A slot marked "
+                          "\"keep\" leaves the device's pool as it is."),
     "act.mode": ("Режим", "Mode"),
     "act.pool_slot": ("Пул {n}", "Pool {n}"),
     "act.pool_keep": ("не менять", "keep"),
@@ -278,14 +295,16 @@ TEXT: dict[str, tuple[str, str]] = {
     "net.no_groups": ("Групп нет: опрос майнеров выключен. Нажмите «Добавить группу».",
                       "No groups: no miner is swept. Press Add group."),
     "net.no_ranges": ("В группе нет диапазонов.", "This group has no ranges."),
-    "net.saved": ("Сохранено: {groups} групп, {ranges} диапазонов, {addresses} адресов. Опрос "
-                  "начался — майнеры появятся на странице «Майнеры».",
-                  "Saved: {groups} groups, {ranges} ranges, {addresses} addresses. The sweep "
-                  "has started: miners appear on the Miners page."),
+    "net.saved": ("Сохранено: {groups}, {ranges}, {addresses}. Опрос начался — майнеры "
+                  "появятся на странице «Майнеры».",
+                  "Saved: {groups}, {ranges}, {addresses}. The sweep has started: miners "
+                  "appear on the Miners page."),
+    "net.n_groups": ("{n} группа|{n} группы|{n} групп", "{n} group|{n} groups"),
+    "net.n_ranges": ("{n} диапазон|{n} диапазона|{n} диапазонов", "{n} range|{n} ranges"),
     "net.invalid": ("Не сохранено: исправьте отмеченные поля.",
                     "Not saved: correct the marked fields."),
     "net.unsaved": ("Есть несохранённые изменения.", "There are unsaved changes."),
-    "net.addresses": ("{n} адресов", "{n} addresses"),
+    "net.addresses": ("{n} адрес|{n} адреса|{n} адресов", "{n} address|{n} addresses"),
     "net.err.ip": ("не IPv4-адрес: {value}", "not an IPv4 address: {value}"),
     "net.err.order": ("{last} раньше первого адреса {first}",
                       "{last} is before the first address {first}"),

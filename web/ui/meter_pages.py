@@ -18,6 +18,7 @@ from webbo.agent.core.contract import SerialBackend
 from webbo.agent.core.tasks import TaskStatus
 from webbo.web import services
 from webbo.web.ui.common import agent_of, principal, redirect
+from webbo.web.ui.errors import translate_error
 from webbo.web.ui.i18n import translator
 from webbo.web.ui.render import ctx, html
 
@@ -127,16 +128,18 @@ async def meters_submit(request: Request[Any, Any, Any]) -> Response[Any]:
     await task.handle
     if task.status == TaskStatus.SUCCESS and task.result:
         return redirect(f"/settings/meters?added={form['serial_number']}")
+    lang = ctx(request)["lang"]
     return _meters_page(request, status=422, form=form, message_kind="error",
-                        message=_("msettings.not_added", error=task.result),
+                        message=_("msettings.not_added",
+                                  error=translate_error(str(task.result), lang)),
                         settings_open=str(task.result).startswith("device.port_settings"),
-                        errors=_meter_errors(str(task.result)))
+                        errors=_meter_errors(str(task.result), lang))
 
 
-def _meter_errors(message: str) -> dict[str, str]:
+def _meter_errors(message: str, lang: str) -> dict[str, str]:
     path, sep, reason = message.partition(": ")
     key = meter_error_key(path) if sep and path.startswith("device") else ""
-    return {key: reason} if key else {}
+    return {key: translate_error(reason, lang)} if key else {}
 
 
 @post("/settings/meters/delete", include_in_schema=False, status_code=303)
@@ -158,7 +161,8 @@ async def meters_delete(request: Request[Any, Any, Any]) -> Response[Any]:
         return redirect(f"/settings/meters?deleted={serial}")
     _ = translator(ctx(request)["lang"])
     return _meters_page(request, status=422, message_kind="error",
-                        message=f"{_('common.error')}: {task.result}")
+                        message=f"{_('common.error')}: "
+                                f"{translate_error(str(task.result), ctx(request)['lang'])}")
 
 
 # -- the Meters page -----------------------------------------------------------------------------

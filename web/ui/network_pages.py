@@ -20,6 +20,7 @@ from webbo.agent.core.config import ConfigError
 from webbo.agent.core.network import network_payload, set_network
 from webbo.agent.core.tasks import TaskStatus
 from webbo.web.ui.common import agent_of, principal, redirect
+from webbo.web.ui.errors import translate_error
 from webbo.web.ui.i18n import translator
 from webbo.web.ui.render import ctx, html
 
@@ -114,7 +115,7 @@ def describe(reason: str, lang: str) -> str:
         return _("net.err.order", last=m.group("last"), first=m.group("first"))
     if m := _OVERLAP.match(reason):
         return _("net.err.overlap", other=_INNER.sub(place, m.group("other")))
-    return _INNER.sub(place, reason)
+    return translate_error(_INNER.sub(place, reason), lang)
 
 
 def map_errors(error: ConfigError, lang: str) -> tuple[dict[str, str], list[str]]:
@@ -158,9 +159,9 @@ def network_form(request: Request[Any, Any, Any]) -> Response[str]:
     saved = ""
     if request.query_params.get("saved"):
         _ = translator(ctx(request)["lang"])
-        saved = _("net.saved", groups=len(groups),
-                  ranges=sum(len(g["ip_ranges"]) for g in groups),
-                  addresses=_addresses(groups))
+        saved = _("net.saved", groups=_("net.n_groups", n=len(groups)),
+                  ranges=_("net.n_ranges", n=sum(len(g["ip_ranges"]) for g in groups)),
+                  addresses=_("net.addresses", n=_addresses(groups)))
     return _network_page(request, groups, saved=saved)
 
 

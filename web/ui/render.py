@@ -18,6 +18,7 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie
 
 from webbo.web.ui.banners import banners
+from webbo.web.ui.errors import translate_error
 from webbo.web.ui.i18n import COOKIE as LANG_COOKIE
 from webbo.web.ui.i18n import TEXT, lang_of, translator
 
@@ -134,6 +135,7 @@ def ctx(request: Request[Any, Any, Any], **values: Any) -> Ctx:
         _=translator(lang), lang=lang, num=num, duration=duration, ago=ago,
         user=session.user if session is not None else None, csrf=csrf, path=path,
         query=query, now=time.time(), banners=banners(agent, lang) if agent else [],
+        error_text=lambda message: translate_error(str(message), lang),
         **{"active": "", **values},
     )
 

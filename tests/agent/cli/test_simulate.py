@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from minerfarm import block
@@ -159,3 +161,56 @@ def test_demo_config_covers_the_farm_in_two_groups(registry, tmp_path):
     miner_inputs = {i.name for i in config.inputs if registry.inputs[i.name].kind == "miner"}
     assert {"bitmain_http", "cgminer"} <= miner_inputs
     assert config.outputs == [] and config.state_dir == tmp_path
+
+
+def _scan(net: str, *extra: str, env: dict[str, str], prefix: tuple[str, ...] = ()) -> list:
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "webbo.agent.cli", "scan", f"{net}0/24", "--json",
+         *extra], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_simulate_and_scan_fit_together_as_root_and_as_a_normal_user(tmp_path):
+    """`webbo simulate` serves the ports the drivers use by default, so `webbo scan` with no
+    config finds every miner with its real MAC; a normal user (who may not bind port 80) gets
+    the farm on 8080 and a config, written by --write-config, with which scan finds the same."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root to run the normal-user half (CI runs as root)")
+    env = {**os.environ, "WEBBO_LOG_LEVEL": "warning"}
+    families = ("--families", "antminer,whatsminer,cgminer")
+    # as root: port 80, defaults everywhere
+    net = block()
+    sim = subprocess.Popen([sys.executable, "-m", "webbo.agent.cli", "--log-level", "warning",
+                            "simulate", "--miners", "9", "--base", f"{net}10", "--seed", "5",
+                            *families], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        farm = json.loads(sim.stdout.readline())
+        assert farm["http_port"] == 80
+        rows = _scan(net, env=env)
+        assert {r["ip"]: r["mac"] for r in rows} == {
+            d["ip"]: d["mac"].lower() for d in farm["devices"]}
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(30)
+    # as a normal user
+    home = Path(tempfile.mkdtemp(prefix="webbo-user-"))  # where "nobody" may go
+    home.chmod(0o777)
+    as_nobody = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+    user_env = {**env, "HOME": str(home), "XDG_STATE_HOME": str(home)}
+    config = home / "farm.toml"
+    net = block()
+    sim = subprocess.Popen([*as_nobody, sys.executable, "-m", "webbo.agent.cli", "--log-level",
+                            "warning", "simulate", "--miners", "9", "--base", f"{net}10",
+                            "--seed", "5", *families, "--write-config", str(config)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=user_env)
+    try:
+        farm = json.loads(sim.stdout.readline())
+        assert farm["http_port"] == 8080 and config.exists()
+        rows = _scan(net, "-c", str(config), env=user_env, prefix=as_nobody)
+        assert {r["ip"]: r["mac"] for r in rows} == {
+            d["ip"]: d["mac"].lower() for d in farm["devices"]}
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(30)

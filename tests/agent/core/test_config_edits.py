@@ -68,3 +68,41 @@ def test_on_the_real_sample():
     assert text.count("#  OUTPUTS") == 1
     assert text.index("[[network.ip_range_groups]]") < text.index("#  OUTPUTS") < text.index(
         "[[outputs.influxdb]]")
+
+
+def test_set_network_keeps_the_comments_inside_network(registry, tmp_path):
+    """set-network rewrites [network]; the comments a person wrote inside it — above the
+    groups, inside a group, inside a range, at the end of a line — stay where they were."""
+    from webbo.agent.core.config_edit import edit_config
+    from webbo.agent.core.network import network_edit, network_items
+
+    path = tmp_path / "webbo.toml"
+    path.write_text("""[network]
+# the rooms of the farm
+[[network.ip_range_groups]]
+# room 1 is the old barn
+name = "room 1"
+uuid = "2a67feee-08f0-4ce1-89cd-7f8282bd1369"
+  # rack 5 has the S19s
+  [[network.ip_range_groups.ip_ranges]]
+  name = "rack 5"   # by the door
+  uuid = "7c1cfbf8-76b5-41e1-a61e-6dcb5fb40dbd"
+  first = "127.30.0.1"
+  last = "127.30.0.200"
+
+## OUTPUTS below
+""")
+    items = network_items([{"name": "room 1", "uuid": "2a67feee-08f0-4ce1-89cd-7f8282bd1369",
+                            "ip_ranges": [{"name": "rack 5",
+                                           "uuid": "7c1cfbf8-76b5-41e1-a61e-6dcb5fb40dbd",
+                                           "first": "127.30.0.1", "last": "127.30.0.250"},
+                                          {"name": "rack 6", "first": "127.30.1.1",
+                                           "last": "127.30.1.9"}]}])
+    config = edit_config(path, network_edit(items), registry)
+    text = path.read_text()
+    for comment in ("# the rooms of the farm", "# room 1 is the old barn",
+                    "# rack 5 has the S19s", "# by the door", "## OUTPUTS below"):
+        assert comment in text, comment
+    assert 'last = "127.30.0.250"' in text and 'name = "rack 6"' in text
+    assert [r.name for r in config.network.ip_range_groups[0].ip_ranges] == ["rack 5", "rack 6"]
+    assert text.index("## OUTPUTS below") > text.index('name = "rack 6"')

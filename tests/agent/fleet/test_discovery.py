@@ -257,3 +257,29 @@ def test_inventory_file_that_is_broken_starts_empty(tmp_path):
     inventory = Inventory(path)
     inventory.load()
     assert len(inventory) == 0
+
+
+async def test_a_miner_going_failing_and_back_is_logged_once_each_way(registry, tmp_path):
+    from structlog.testing import capture_logs
+
+    net = block()
+    ips = [f"{net}1"]
+    async with family(registry, "antminer", ips) as ants:
+        agent = make_agent(registry, config_text(ips[0], ips[0], tmp_path, timeout="1s"))
+        fleet = await sweep(agent)
+        try:
+            with capture_logs() as logs:
+                ants.by_ip[ips[0]].fault = "silent"
+                for _ in range(3):
+                    await sweep(agent)
+                ants.by_ip[ips[0]].fault = ""
+                for _ in range(2):
+                    await sweep(agent)
+            events = [e["event"] for e in logs if e["event"] in ("miner failing",
+                                                                   "miner answers again")]
+            assert events == ["miner failing", "miner answers again"]
+            warning = next(e for e in logs if e["event"] == "miner failing")
+            assert warning["log_level"] == "warning" and warning["state"] == "timeout"
+            assert fleet.inventory.at(ips[0]).state == "ok"
+        finally:
+            await fleet.close()

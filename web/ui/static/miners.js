@@ -6,7 +6,23 @@
 (function () {
   const webbo = window.webbo;
   const texts = JSON.parse((document.getElementById("texts") || { content: { textContent: "{}" } }).content.textContent || "{}");
-  const t = (key, values) => (texts[key] || key).replace(/\{(\w+)\}/g, (_, name) => (values && name in values ? values[name] : "{" + name + "}"));
+  const lang = document.body.dataset.lang || "ru";
+  // Counted texts carry their forms split by "|": Russian one|few|many, English one|other.
+  const pluralForm = (n) => {
+    n = Math.abs(Math.trunc(n));
+    if (lang !== "ru") return n === 1 ? 0 : 1;
+    if (n % 10 === 1 && n % 100 !== 11) return 0;
+    if (n % 10 >= 2 && n % 10 <= 4 && !(n % 100 >= 12 && n % 100 <= 14)) return 1;
+    return 2;
+  };
+  const t = (key, values) => {
+    let text = texts[key] || key;
+    if (text.includes("|") && values && "n" in values) {
+      const forms = text.split("|");
+      text = forms[Math.min(pluralForm(Number(values.n)), forms.length - 1)];
+    }
+    return text.replace(/\{(\w+)\}/g, (_, name) => (values && name in values ? values[name] : "{" + name + "}"));
+  };
   const every = (parseInt(document.body.dataset.liveSeconds, 10) || 5) * 1000;
 
   async function postJSON(url, data) {
