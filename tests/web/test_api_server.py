@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,36 +48,55 @@ def post(url: str, body: object, key: str | None) -> tuple[int, dict]:
 
 
 class Agent:
-    """``webbo run -c FILE`` as a child process."""
+    """``webbo run -c FILE`` as a child process. Its output is read all the time by a thread
+    (a pipe nobody reads fills up, and the agent would block on its next log line)."""
 
     def __init__(self, config: Path) -> None:
         self.config = config
         self.lines: list[str] = []
+        self._seen = threading.Condition()
         self.proc = subprocess.Popen([WEBBO, "--log-format", "json", "run", "-c", str(config)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+        with self._seen:
+            self.lines.append("")  # the end
+            self._seen.notify_all()
 
     def wait_for_line(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"webbo run ended: {''.join(self.lines)[-3000:]}")
-            self.lines.append(line)
-            if match := regex.search(line):
-                return match
-        raise AssertionError(f"no line matching {pattern!r}: {''.join(self.lines)[-3000:]}")
+        checked = 0
+        with self._seen:
+            while True:
+                for line in self.lines[checked:]:
+                    if line == "":
+                        raise AssertionError(f"webbo run ended: {''.join(self.lines)[-3000:]}")
+                    if match := regex.search(line):
+                        return match
+                checked = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no line matching {pattern!r}: "
+                                         f"{''.join(self.lines)[-3000:]}")
+                self._seen.wait(left)
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         try:
-            out, _ = self.proc.communicate(timeout=30)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        self.lines.append(out or "")
+            self.proc.wait()
+        self._reader.join(10)
         return self.proc.returncode
 
 

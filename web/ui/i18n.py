@@ -136,7 +136,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "miners.col.hashrate": ("Хешрейт, TH/s", "Hashrate, TH/s"),
     "miners.col.temp_long": ("Температура плат / чипов, °C", "Board / chip temperature, °C"),
     "miners.col.power": ("Мощн., Вт", "Power, W"),
-    "miners.col.efficiency": ("J/TH", "J/TH"),
+    "miners.col.efficiency": ("Дж/TH", "J/TH"),
     "miners.col.temp": ("Плата/чип, °C", "Board/chip, °C"),
     "miners.col.fans": ("Вент., об/мин", "Fans, RPM"),
     "miners.col.fans_long": ("Вентиляторы: мин–макс, об/мин", "Fans: min–max, RPM"),

@@ -42,7 +42,7 @@ from webbo.web.ui.fleet_view import (
     select,
 )
 from webbo.web.ui.i18n import translator
-from webbo.web.ui.render import ctx, env, fragment, html
+from webbo.web.ui.render import ctx, env, fmt_num, fragment, html
 
 __all__ = ["miner_handlers"]
 
@@ -99,16 +99,23 @@ def pool_host(url: str | None) -> str:
     return parts.netloc or url
 
 
-def big_hash(ths: float) -> str:
+def big_hash(ths: float, lang: str = "ru") -> str:
+    """A farm's hashrate in the page's number format (TH/s, PH/s are written so in Russian
+    too)."""
     if ths >= 1000:
-        return f"{ths / 1000:.2f} PH/s"
-    return f"{ths:.1f} TH/s"
+        return f"{fmt_num(ths / 1000, 2, lang)} PH/s"
+    return f"{fmt_num(ths, 1, lang)} TH/s"
 
 
-def big_power(watts: float) -> str:
+POWER_UNITS = {"ru": ("Вт", "кВт"), "en": ("W", "kW")}
+
+
+def big_power(watts: float, lang: str = "ru") -> str:
+    """Power in the page's language: ``3 250 Вт``, ``12,4 кВт``."""
+    unit, kilo = POWER_UNITS.get(lang, POWER_UNITS["en"])
     if abs(watts) >= 1000:
-        return f"{watts / 1000:.1f} kW"
-    return f"{watts:.0f} W"
+        return f"{fmt_num(watts / 1000, 1, lang)} {kilo}"
+    return f"{fmt_num(watts, 0, lang)} {unit}"
 
 
 def page_window(page: int, pages: int) -> list[int | None]:
@@ -239,9 +246,10 @@ def _miner_values(request: Request[Any, Any, Any], device: Device) -> dict[str, 
     if series:
         hashes = [p.hashrate_ths for p in series if p.hashrate_ths is not None] or [0.0]
         temps = [p.temp_chip_max_c or p.temp_board_max_c or 0.0 for p in series] or [0.0]
-        span = ctx(request)["duration"](series[-1].time - series[0].time)
-        title = _("miner.chart_label", lo=f"{min(hashes):.1f}", hi=f"{max(hashes):.1f}",
-                  t=f"{max(temps):.0f}", span=span)
+        page = ctx(request)
+        span, num = page["duration"](series[-1].time - series[0].time), page["num"]
+        title = _("miner.chart_label", lo=num(min(hashes), 1), hi=num(max(hashes), 1),
+                  t=num(max(temps), 0), span=span)
     return {"d": device, "series": series,
             "chart": chart_svg(series, expected, labels, title) if series else ""}
 
@@ -409,13 +417,13 @@ def _tile(device: Device, color: str, lang: str) -> dict[str, Any]:
     parts = [device.ip or device.mac, device.model, _("state." + device.state)]
     if r is not None and not off:
         if r.hashrate_ths is not None:
-            parts.append(f"{r.hashrate_ths:.1f} TH/s")
+            parts.append(f"{fmt_num(r.hashrate_ths, 1, lang)} TH/s")
         rt = ratio(device)
         if rt is not None:
-            parts.append(f"{rt * 100:.0f}%")
+            parts.append(f"{fmt_num(rt * 100, 0, lang)} %")
         hot = hottest(device)
         if hot is not None:
-            parts.append(f"{hot:.0f} °C")
+            parts.append(f"{fmt_num(hot, 0, lang)} °C")
     elif device.error:
         parts.append(device.error)
     return {"mac": device.mac, "level": level, "off": off, "label": " · ".join(parts)}

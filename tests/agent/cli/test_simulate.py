@@ -109,7 +109,7 @@ def test_scan_cli_json(tmp_path):
     sim = subprocess.Popen(
         [sys.executable, "-m", "webbo.agent.cli", "--log-level", "warning", "simulate",
          "--miners", "6", "--base", f"{net}10", "--seed", "8", "--families",
-         "antminer,cgminer"], stdout=subprocess.PIPE, text=True)
+         "antminer,cgminer", "--http-port", "8080"], stdout=subprocess.PIPE, text=True)
     try:
         devices = json.loads(sim.stdout.readline())["devices"]
         config = tmp_path / "scan.toml"
