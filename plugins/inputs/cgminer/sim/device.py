@@ -1,12 +1,18 @@
 """Simulated generic cgminer devices: plain cgminer 4.x RPC on 4028 (privileged pool commands
 when write access is granted) and an SSH server (asyncssh) that accepts ``reboot``.
 
-Two personalities, mixed by seed:
+Two personalities, mixed by seed (``extra["cgminer_profiles"]`` picks some only):
 
-* ``AvalonMiner 1246``-like: cgminer 4.11 whose ``version`` carries ``PROD``, ``MODEL`` and
-  ``MAC`` (the agent reads the MAC from there); hashrates in MH/s; its ``summary`` writes
-  ``"inf"`` for an undefined utility, as Avalon firmware does;
+* ``AvalonMiner 1246``: Canaan's cgminer 4.11.1 whose ``version`` carries ``PROD``, ``MODEL``
+  and ``MAC`` (12 hex digits; the agent reads the MAC from there); hashrates in MH/s; one ASC
+  (the controller) in ``devs``; its ``summary`` writes ``"inf"`` for an undefined utility, as
+  Avalon firmware does. ``estats``/``stats`` carry the ``MM ID0`` status string, ``ascset``
+  turns the locate LED on and off and reports it, ``restart`` restarts the miner process
+  (:mod:`.avalon`);
 * a bare cgminer 4.12 device that tells no MAC (the agent derives one from its IP).
+
+Both answer ``restart`` (``{"STATUS":"RESTART","id":1}``, then the RPC is gone for
+``extra["restart_seconds"]`` (default 2) and comes back with its uptime from 0).
 
 Pool state: ``addpool``/``removepool``/``switchpool``/``enablepool``/``disablepool``/
 ``poolpriority`` act on it and persist; ``pools`` never shows passwords (as on every cgminer).
@@ -39,12 +45,15 @@ from webbo.plugins.common.rpc4028.sim_server import (
     sim_mac,
     status,
 )
+from webbo.plugins.inputs.cgminer.sim.avalon import ASC_COUNT, AvalonController, restart_reply
 
 __all__ = ["CgminerSim", "GenericCgminer", "start"]
 
 PROFILES = {
     "avalon": {"model": "AvalonMiner 1246", "boards": 3, "nominal_ths": 90.0,
-               "version": "4.11.1", "oui": "B4:A2:EB"},
+               "version": "4.11.1", "oui": "B4:A2:EB", "mm_model": "1246",
+               "mm_version": "21042001_4ec6bb0_61407fa", "dna": "020100008c3e4d47",
+               "chips": 120, "wall_power_w": 3420.0},
     "generic": {"model": "cgminer", "boards": 2, "nominal_ths": 14.0, "version": "4.12.1",
                 "oui": ""},
 }
@@ -53,7 +62,8 @@ PROFILES = {
 class GenericCgminer(RpcDevice):
     def __init__(self, ip: str, profile: str, *, seed: int, fault: str = "",
                  quirks: tuple[str, ...] = (), write_access: bool = True,
-                 reboot_seconds: float = 3.0, slow_delay: float = 3.0) -> None:
+                 reboot_seconds: float = 3.0, restart_seconds: float = 2.0,
+                 slow_delay: float = 3.0) -> None:
         spec = PROFILES[profile]
         mac = sim_mac(seed, ip, spec["oui"]) if spec["oui"] else derived_mac(ip).upper()
         if profile == "avalon" and "nonfinite" not in quirks:
@@ -64,6 +74,7 @@ class GenericCgminer(RpcDevice):
         self.spec = spec
         self.description = f"cgminer {spec['version']}"
         self.reboot_seconds = reboot_seconds
+        self.restart_seconds = restart_seconds
         rng = random.Random(hashlib.blake2b(f"{seed}/{ip}".encode()).digest())
         self.phase = rng.uniform(0, 6.28)
         self.pools: list[dict[str, Any]] = [
@@ -74,6 +85,7 @@ class GenericCgminer(RpcDevice):
         ]
         self.active = 0
         self.reboots = 0
+        self.restarts = 0
         self.commands = {
             "version": self._version, "summary": self._summary, "devs": self._devs,
             "edevs": self._devs, "pools": self._pools, "devdetails": self._devdetails,
@@ -81,7 +93,17 @@ class GenericCgminer(RpcDevice):
             "addpool": self._addpool, "removepool": self._removepool,
             "switchpool": self._switchpool, "enablepool": self._enablepool,
             "disablepool": self._disablepool, "poolpriority": self._poolpriority,
+            "estats": self._estats, "restart": self._restart,
         }
+        self.avalon: AvalonController | None = None
+        if profile == "avalon":
+            self.avalon = AvalonController(
+                model=spec["mm_model"], version=spec["mm_version"], dna=spec["dna"],
+                boards=int(spec["boards"]), chips=int(spec["chips"]),
+                nominal_ths=float(spec["nominal_ths"]),
+                wall_power_w=float(spec["wall_power_w"]), seed=f"{seed}/{ip}/avalon",
+                description=self.description)
+            self.commands["ascset"] = self.avalon.ascset
 
     @property
     def model(self) -> str:
@@ -89,6 +111,18 @@ class GenericCgminer(RpcDevice):
 
     def on_reboot(self) -> None:
         self.reboots += 1
+        if self.avalon is not None:
+            self.avalon.on_restart()
+
+    def _restart(self, _: str | None) -> dict[str, Any]:
+        """cgminer answers, then its process exits and starts again: the RPC is gone for
+        ``restart_seconds``, then back with the uptime from 0 (the device itself stays up)."""
+        self.restarts += 1
+        self.down_until = time.monotonic() + self.restart_seconds  # this reply still goes out
+        self.started = time.time() + self.restart_seconds
+        if self.avalon is not None:
+            self.avalon.on_restart()
+        return restart_reply()
 
     def _rates(self) -> list[float]:
         t = int(time.time() // 5) * 5.0
@@ -100,20 +134,27 @@ class GenericCgminer(RpcDevice):
     def _version(self, _: str | None) -> dict[str, Any]:
         version: dict[str, Any] = {"CGMiner": self.spec["version"], "API": "3.7"}
         if self.profile == "avalon":
-            version.update({"STM8": "20.08.01", "PROD": self.model, "MODEL": "1246",
-                            "HWTYPE": "MM3v2_X3", "SWTYPE": "MM314",
-                            "VERSION": "21042001_4ec6bb0_61407fa", "LOADER": "d0d779de.00",
-                            "DNA": "020100008c3e4d47",
+            version.update({"STM8": "20.08.01", "PROD": self.model,
+                            "MODEL": self.spec["mm_model"], "HWTYPE": "MM3v2_X3",
+                            "SWTYPE": "MM314", "VERSION": self.spec["mm_version"],
+                            "LOADER": "d0d779de.00", "DNA": self.spec["dna"],
                             "MAC": self.mac.replace(":", "").lower(), "UPAPI": "2"})
         return {"STATUS": status(22, "CGMiner versions", self.description),
                 "VERSION": [version], "id": 1}
+
+    @property
+    def log_interval(self) -> int:
+        """cgminer's --log interval, which names the short hashrate average (``MHS 5s``);
+        Avalon firmware runs with 30."""
+        return 30 if self.profile == "avalon" else 5
 
     def _summary(self, _: str | None) -> dict[str, Any]:
         rates = self._rates()
         total = sum(rates)
         elapsed = self.elapsed
         accepted = int(elapsed * float(self.spec["nominal_ths"]) / 25)
-        summary = {"Elapsed": elapsed, "MHS av": round(total * 0.998, 2), "MHS 5s": total,
+        summary = {"Elapsed": elapsed, "MHS av": round(total * 0.998, 2),
+                   f"MHS {self.log_interval}s": total,
                    "MHS 1m": round(total * 1.001, 2), "MHS 5m": round(total * 0.999, 2),
                    "MHS 15m": round(total * 0.998, 2), "Found Blocks": 0,
                    "Getworks": accepted // 2, "Accepted": accepted, "Rejected": elapsed // 3600,
@@ -128,10 +169,19 @@ class GenericCgminer(RpcDevice):
                 "id": 1}
 
     def _devs(self, _: str | None) -> dict[str, Any]:
+        if self.avalon is not None:  # one ASC: the controller with all its hash boards
+            total = round(sum(self._rates()), 2)
+            devs = [{"ASC": 0, "Name": "AVA10", "ID": 0, "Enabled": "Y", "Status": "Alive",
+                     "Temperature": -273.0, "MHS av": round(total * 0.998, 2),
+                     "MHS 30s": total, "MHS 1m": round(total * 1.001, 2),
+                     "MHS 5m": round(total * 0.999, 2), "MHS 15m": round(total * 0.998, 2),
+                     "Accepted": 0, "Rejected": 0, "Hardware Errors": self.elapsed // 600,
+                     "Utility": 0.0, "Last Share Pool": 0, "Last Share Time": 0,
+                     "Total MH": 0.0, "Diff1 Work": 0, "Device Elapsed": self.elapsed}]
+            return {"STATUS": status(9, "1 ASC(s)", self.description), "DEVS": devs, "id": 1}
         devs = []
         for i, rate in enumerate(self._rates()):
-            devs.append({"ASC": i, "Name": "AV12" if self.profile == "avalon" else "GSF",
-                         "ID": i, "Enabled": "Y", "Status": "Alive",
+            devs.append({"ASC": i, "Name": "GSF", "ID": i, "Enabled": "Y", "Status": "Alive",
                          "Temperature": round(68.0 + 3 * math.sin(time.time() // 5 / 60 + i), 1),
                          "MHS av": rate, "MHS 5s": rate, "Accepted": 0, "Rejected": 0,
                          "Hardware Errors": 0, "Utility": 0.0, "Last Share Pool": 0,
@@ -141,22 +191,53 @@ class GenericCgminer(RpcDevice):
                 "id": 1}
 
     def _devdetails(self, _: str | None) -> dict[str, Any]:
-        details = [{"DEVDETAILS": i, "Name": "AV12" if self.profile == "avalon" else "GSF",
-                    "ID": i, "Driver": "avalon" if self.profile == "avalon" else "gekko",
-                    "Kernel": "", "Model": self.model if self.profile == "avalon" else ""}
-                   for i in range(int(self.spec["boards"]))]
+        if self.avalon is not None:
+            details = [{"DEVDETAILS": i, "Name": "AVA10", "ID": i, "Driver": "avalon10",
+                        "Kernel": "", "Model": "", "Device Path": "1:3"}
+                       for i in range(ASC_COUNT)]
+        else:
+            details = [{"DEVDETAILS": i, "Name": "GSF", "ID": i, "Driver": "gekko",
+                        "Kernel": "", "Model": ""} for i in range(int(self.spec["boards"]))]
         return {"STATUS": status(69, "Device Details", self.description),
                 "DEVDETAILS": details, "id": 1}
 
+    def _device_stats(self) -> list[dict[str, Any]]:
+        """The devices' entries of ``stats``/``estats`` (``estats`` has nothing else)."""
+        if self.avalon is not None:
+            return [self.avalon.stats_block(elapsed=self.elapsed, rates_mhs=self._rates(),
+                                            hw_errors=self.elapsed // 600)]
+        return [{"STATS": i, "ID": f"GSF{i}", "Elapsed": self.elapsed, "Calls": 0, "Wait": 0.0,
+                 "Max": 0.0, "Min": 99999999.0} for i in range(int(self.spec["boards"]))]
+
+    def _pool_stats(self, first: int) -> list[dict[str, Any]]:
+        """The pools' entries that ``stats`` adds after the devices' (``POOL0``, ...)."""
+        return [{"STATS": first + i, "ID": f"POOL{i}", "Elapsed": self.elapsed, "Calls": 0,
+                 "Wait": 0.0, "Max": 0.0, "Min": 99999999.0, "Pool Calls": 0,
+                 "Pool Attempts": 0, "Pool Wait": 0.0, "Pool Max": 0.0,
+                 "Pool Min": 99999999.0, "Pool Av": 0.0, "Work Had Roll Time": False,
+                 "Work Can Roll": False, "Work Had Expire": False, "Work Roll Time": 0,
+                 "Work Diff": 65536.0 if i == self.active else 0.0,
+                 "Min Diff": 65536.0 if i == self.active else 0.0,
+                 "Max Diff": 65536.0 if i == self.active else 0.0,
+                 "Min Diff Count": 0, "Max Diff Count": 0, "Times Sent": 3, "Bytes Sent": 289,
+                 "Times Recv": 7, "Bytes Recv": 4954, "Net Bytes Sent": 289,
+                 "Net Bytes Recv": 4954} for i in range(len(self.pools))]
+
     def _stats(self, _: str | None) -> dict[str, Any]:
-        stats = [{"STATS": i, "ID": f"AVA{i}", "Elapsed": self.elapsed, "Calls": 0, "Wait": 0.0,
-                  "Max": 0.0, "Min": 99999999.0} for i in range(int(self.spec["boards"]))]
+        stats = self._device_stats()
+        stats += self._pool_stats(len(stats))
         return {"STATUS": status(70, "CGMiner stats", self.description), "STATS": stats,
                 "id": 1}
 
+    def _estats(self, _: str | None) -> dict[str, Any]:
+        """``stats`` without the pools' entries (cgminer's ``minerestats``)."""
+        return {"STATUS": status(70, "CGMiner stats", self.description),
+                "STATS": self._device_stats(), "id": 1}
+
     def _config(self, _: str | None) -> dict[str, Any]:
-        config = {"ASC Count": int(self.spec["boards"]), "PGA Count": 0,
-                  "Pool Count": len(self.pools), "Strategy": "Failover", "Log Interval": 5,
+        asc_count = ASC_COUNT if self.avalon is not None else int(self.spec["boards"])
+        config = {"ASC Count": asc_count, "PGA Count": 0, "Pool Count": len(self.pools),
+                  "Strategy": "Failover", "Log Interval": self.log_interval,
                   "Device Code": "", "OS": "Linux", "Hotplug": "None"}
         return {"STATUS": status(33, "CGMiner config", self.description), "CONFIG": [config],
                 "id": 1}
@@ -341,6 +422,7 @@ async def start(addresses: list[str], options: SimOptions) -> CgminerSim:
                               fault=faults.get(ip, ""),
                               write_access=bool(extra.get("cgminer_write_access", True)),
                               reboot_seconds=float(extra.get("reboot_seconds", 3.0)),
+                              restart_seconds=float(extra.get("restart_seconds", 2.0)),
                               slow_delay=float(extra.get("slow_delay", 3.0)))
                for ip in addresses]
     servers: list[Any] = []
