@@ -72,10 +72,13 @@ async def test_ascset_led_on_off_query_and_errors(registry):
                     ("0,led,1-7", 120, "ASC 0 set failed: invalid LED status: 7, valid value 0|1"),
                     ("0,led,3-1", 120, "ASC 0 set failed: the current module was disabled 3"),
                     ("0,led", 120, "ASC 0 set failed: missing module_id setting"),
+                    ("0,reboot,0", 120, "ASC 0 set failed: invalid module_id: 0, valid range 1-7"),
                     ("1,led,1-1", 107, "Invalid ASC id 1 - range is 0 - 0"),
                     ("0", 116, "Missing option after ASC number")]:
                 status = (await ascset(parameter))["STATUS"][0]
                 assert (status["STATUS"], status["Code"], status["Msg"]) == ("E", code, message)
+            assert (await ascset("0,reboot,1"))["STATUS"][0]["Msg"] == "ASC 0 set OK"
+            assert sim.sims[0].avalon.module_reboots == 1
             with pytest.raises(rpc.RpcError, match="set failed"):
                 await rpc.call(net, ip, "ascset", "0,nosuch,1")
             sim.sims[0].write_access = False  # api-allow without W: privileged is denied

@@ -52,6 +52,7 @@ class AvalonController:
         self.wall_power_w = wall_power_w
         self.description = description
         self.led = 0
+        self.module_reboots = 0
         rng = random.Random(seed)
         self.phase = rng.uniform(0, 6.28)
         self.chip_offsets = [[rng.randint(-4, 4) for _ in range(chips)] for _ in range(boards)]
@@ -144,7 +145,8 @@ class AvalonController:
     def ascset(self, parameter: str | None) -> dict[str, Any]:
         """``ascset|ASC,OPTION[,SETTING]`` as Canaan's api.c parses it and the avalon10 driver
         answers: LED on/off (``led,1-1``/``led,1-0``: "ASC 0 set OK"), the stock firmware's
-        query (``led,1-255``: "ASC 0 set info: LED[n]"), everything else "set failed"."""
+        query (``led,1-255``: "ASC 0 set info: LED[n]"), a hash module's reboot flag
+        (``reboot,1``), everything else "set failed"."""
         if not parameter:
             return self._reply(15, "Missing device id parameter", "E")
         asc_text, comma, rest = parameter.partition(",")
@@ -163,7 +165,10 @@ class AvalonController:
 
     def _set(self, option: str, setting: str) -> tuple[str, str]:
         """(error, info) of one option; both empty means "set OK"."""
-        if option.lower() != "led":
+        option = option.lower()
+        if option == "reboot":
+            return self._reboot_module(setting), ""
+        if option != "led":
             return f"Unknown option: {option}", ""
         if not setting:
             return "missing module_id setting", ""
@@ -185,6 +190,19 @@ class AvalonController:
         self.led = wanted
         self._cache = None
         return "", ""
+
+
+    def _reboot_module(self, setting: str) -> str:
+        """``reboot,MODULE`` as the open-source driver takes it: flags one hash module for a
+        reboot (the controller and cgminer stay up). What stock firmware answers to
+        ``0,reboot,0`` (module 0) is not known; the open-source driver refuses it."""
+        if not setting:
+            return "missing reboot value"
+        module = _atoi(setting)
+        if not 1 <= module < MODULES:
+            return f"invalid module_id: {module}, valid range 1-{MODULES}"
+        self.module_reboots += 1
+        return ""
 
 
 def _atoi(text: str) -> int:
