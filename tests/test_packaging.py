@@ -4,37 +4,20 @@ a broken one), import every module from it, and run the CLI from there."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-from project import FIXTURES, ROOT
+from project import FIXTURES
 from servers import free_port
-
-
-def uv() -> str:
-    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    if not os.access(found, os.X_OK):
-        pytest.fail("uv is not installed; the README's test command installs it")
-    return found
-
-
-def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "XDG_STATE_HOME": kw.pop("state_home", os.environ["XDG_STATE_HOME"])}
-    return subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=600, **kw)
+from wheels import build_webbo_wheel, run, uv
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("wheel")
-    dist = work / "dist"
-    built = run(uv(), "build", "--wheel", "--out-dir", str(dist), str(ROOT))
-    assert built.returncode == 0, built.stderr[-3000:]
-    wheel = next(dist.glob("webbo-*.whl"))
+    wheel = build_webbo_wheel(work / "dist")
     venv = work / "venv"
     made = run(uv(), "venv", "--python", sys.executable, str(venv))
     assert made.returncode == 0, made.stderr
