@@ -1,5 +1,5 @@
-"""bitmain_http: control actions through the webbo_control hook against simulated Antminers
-(read back, what the device really did), digest credentials per range, the CGI fallback."""
+"""bitmain_http: control actions (the driver's methods) against simulated Antminers (read
+back, what the device really did), digest credentials per range, the CGI fallback."""
 
 from __future__ import annotations
 
