@@ -130,6 +130,13 @@ async def test_driver_from_the_page_in_process(with_avalon, tmp_path):
             with pytest.raises(DeviceError, match="set_work_mode: not supported by "
                                                   "AvalonMiner 1246"):
                 await control(agent, mac, "set_work_mode", mode="sleep")
+            # raw RPC: reads always, writes only where raw_writes allows (it is off here)
+            raw = await control(agent, mac, "raw", command="estats", params={}, write=False)
+            assert raw["STATS"][0]["ID"] == "AVA100"
+            with pytest.raises(DeviceError, match=r"\[\[inputs.avalon\]\] raw_writes = false"):
+                await control(agent, mac, "raw", command="ascset",
+                              params={"parameter": "0,led,1-1"}, write=True)
+            assert device.avalon.led == 0
             device.started -= 600
             assert await control(agent, mac, "reboot") is None
             assert device.restarts == 1
@@ -340,6 +347,11 @@ last = "{net}3"
             assert mm_led(rpc_call(device["ip"], "estats")) == "1"
         got = task(base, "/api/mining/miners/get-led-status", {"macs": macs}, key)
         assert got["result"] == {mac: {"success": True, "payload": 1} for mac in macs}
+
+        raw = task(base, "/api/mining/miners/command", {"macs": macs, "command": "estats"},
+                   key)
+        assert all(r["success"] and r["payload"]["STATS"][0]["ID"] == "AVA100"
+                   for r in raw["result"].values()), raw
 
         first_ip = devices[0]["ip"]
         until(lambda: (uptime(first_ip) or 0) >= 4, 30, "some uptime before the reboot")
