@@ -30,7 +30,7 @@ import structlog
 
 from webbo.agent.core import systemd
 from webbo.agent.core.audit import AUDIT_FILE, AuditLog
-from webbo.agent.core.buffer import MetricBuffer
+from webbo.agent.core.buffer import OutputBuffer
 from webbo.agent.core.config import (
     Config,
     ConfigError,
@@ -44,7 +44,7 @@ from webbo.agent.core.files import write_atomically
 from webbo.agent.core.metric import Metric, now_ns
 from webbo.agent.core.plugins import PluginRegistry
 from webbo.agent.core.running_input import InputRunner
-from webbo.agent.core.running_output import OutputRunner
+from webbo.agent.core.running_output import BufferSettings, OutputRunner, adopt_buffer
 from webbo.agent.core.tasks import TaskService
 
 log = structlog.get_logger("webbo.agent")
@@ -157,14 +157,15 @@ class Agent:
     # -- building ---------------------------------------------------------------------------
 
     def _make_output(self, inst: PluginInstance, config: Config,
-                     buffer: MetricBuffer | None = None) -> OutputRunner | None:
+                     buffer: OutputBuffer | None = None, *,
+                     memory_only: bool = False) -> OutputRunner | None:
         otype = self.registry.outputs[inst.name]
         try:
             output = otype.factory(inst.config, self.context(inst, config))
         except Exception as exc:
             log.error("output failed to start", output=inst.label, error=repr(exc))
             return None
-        return OutputRunner(inst, output, config, buffer)
+        return OutputRunner(inst, output, config, buffer, memory_only=memory_only)
 
     def _gather_instances(self, config: Config) -> list[PluginInstance]:
         return [i for i in config.inputs if self.registry.inputs[i.name].kind == "gather"]
@@ -275,7 +276,10 @@ class Agent:
                 self._emit_internal()
             await asyncio.gather(*(o.stop(flush_timeout) for o in self.outputs))
             for output in self.outputs:
-                if len(output.buffer):
+                if len(output.buffer) and output.buffer.kind == "disk":
+                    log.info("metrics left unsent at exit are kept on disk and sent at the "
+                             "next start", output=output.inst.label, count=len(output.buffer))
+                elif len(output.buffer):
                     log.warning("metrics left unsent at exit", output=output.inst.label,
                                 count=len(output.buffer))
             self.outputs = []
@@ -366,15 +370,18 @@ class Agent:
             else:
                 added.append(inst)
         removed = [r for bucket in current.values() for r in bucket]
-        # A changed output hands its buffer to the new instance of the same plugin.
-        buffers: dict[str, list[MetricBuffer]] = {}
+        # A changed output hands its buffer to the new instance of the same plugin (a disk
+        # buffer's folder does not depend on the URL: the new server gets what the old missed).
+        buffers: dict[str, list[OutputBuffer]] = {}
         for runner in removed:
             buffer = await runner.detach()
             buffers.setdefault(runner.inst.name, []).append(buffer)
         self.outputs = kept
         for inst in added:
             inherited = buffers.get(inst.name, [])
-            buffer = inherited.pop(0) if inherited else None
+            buffer = None
+            if inherited:
+                buffer = await adopt_buffer(inherited.pop(0), BufferSettings.of(inst, config))
             runner = self._make_output(inst, config, buffer)
             if runner is None:
                 if buffer is not None:
@@ -386,9 +393,15 @@ class Agent:
             self.outputs.append(runner)
         for name, leftovers in buffers.items():
             for buffer in leftovers:
-                if len(buffer):
+                if len(buffer) and buffer.kind == "disk":
+                    log.warning("output removed; its buffered metrics stay on disk",
+                                output=name, count=len(buffer),
+                                **{k: v for k, v in buffer.describe().items()
+                                   if k == "buffer_dir"})
+                elif len(buffer):
                     log.warning("output removed; its buffered metrics are dropped",
                                 output=name, count=len(buffer))
+                await buffer.close()
 
     async def _apply_inputs(self, config: Config) -> None:
         current: dict[bytes, list[InputRunner]] = {}
@@ -526,7 +539,7 @@ class Agent:
         """Gather once, flush once. Returns (all gathers ok, metrics left unsent)."""
         outputs: list[OutputRunner] = []
         for inst in self.config.outputs:
-            runner = self._make_output(inst, self.config)
+            runner = self._make_output(inst, self.config, memory_only=True)
             if runner is None:
                 return False, 0
             outputs.append(runner)
@@ -569,11 +582,7 @@ class Agent:
                  **r.internal_fields(), "last_error": r.stats.last_error}
                 for r in self.inputs
             ],
-            "outputs": [
-                {"name": o.inst.name, "label": o.inst.label, **o.internal_fields(),
-                 "last_error": o.stats.last_error}
-                for o in self.outputs
-            ],
+            "outputs": [o.status() for o in self.outputs],
             **{name: service.status()  # type: ignore[attr-defined]
                for name, service in [("tasks", self.tasks), *self.services.items()]
                if hasattr(service, "status")},

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -45,8 +45,10 @@ __all__ = [
     "PluginSection",
     "Schemas",
     "SectionType",
+    "Size",
     "WebSection",
     "load_config",
+    "output_buffer_dir",
     "parse_config",
 ]
 
@@ -115,9 +117,44 @@ class Duration(float):
         return f"Duration({float(self)!r})"
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.I)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
+               "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+               "ki": 1024, "kib": 1024, "mi": 1024**2, "mib": 1024**2,
+               "gi": 1024**3, "gib": 1024**3, "ti": 1024**4, "tib": 1024**4}
+
+
+class Size(int):
+    """A number of bytes, written in TOML as ``"512MB"``, ``"2GiB"`` or a plain integer
+    (``MB`` is 1,000,000 bytes, ``MiB`` 1,048,576)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, value: object) -> Size:
+        if isinstance(value, bool):
+            raise ValueError('expected a size like "512MB", got a boolean')
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("a size cannot be negative")
+            return cls(value)
+        if isinstance(value, str):
+            match = _SIZE.match(value)
+            if not match:
+                raise ValueError(f'expected a size like "512MB" or "2GiB", got {value!r}')
+            unit = (match.group(2) or "").lower()
+            return cls(int(float(match.group(1)) * _SIZE_UNITS[unit]))
+        raise ValueError(f'expected a size like "512MB", got {type(value).__name__}')
+
+    def __repr__(self) -> str:
+        return f"Size({int(self)})"
+
+
 def _enc_hook(value: Any) -> Any:
     if isinstance(value, float):  # Duration and other float subclasses
         return float(value)
+    if isinstance(value, int):  # Size
+        return int(value)
     if isinstance(value, PluginInstance):
         return [value.kind, value.name, value.index, value.config]
     raise NotImplementedError(f"cannot encode {type(value).__name__}")
@@ -143,6 +180,8 @@ def config_key(value: Any) -> bytes:
 def _dec_hook(kind: type, value: Any) -> Any:
     if kind is Duration:
         return Duration.parse(value)
+    if kind is Size:
+        return Size.parse(value)
     raise NotImplementedError
 
 
@@ -301,12 +340,26 @@ class InputConfig(PluginSection, kw_only=True):
 
 
 
+BufferKind = Literal["memory", "disk"]
+
+MIN_DISK_BUFFER = 1_000_000
+"""The smallest ``buffer_max_bytes`` (16 segments of 64 kB)."""
+
+
 class OutputConfig(PluginSection, kw_only=True):
     """Base of every output's config Struct."""
 
     metric_batch_size: int | None = None
     metric_buffer_limit: int | None = None
+    """Metrics kept in memory; with ``buffer = "disk"``, metrics waiting to be written to the
+    disk (a second's worth, unless the disk stalls)."""
     flush_interval: Duration | None = None
+    buffer: BufferKind = "memory"
+    """Where unsent metrics wait: "memory" (lost on restart) or "disk" (see docs/deploy.md)."""
+    buffer_dir: str = ""
+    """The disk buffer's folder. Empty: <state_dir>/buffers/<output>-<alias or index>."""
+    buffer_max_bytes: Size = Size(1024**3)
+    """The disk buffer's size; when full, its oldest segment is dropped (counted, logged)."""
     namepass: list[str] = msgspec.field(default_factory=list)
     """Only metrics whose name matches one of these globs go to this output."""
     namedrop: list[str] = msgspec.field(default_factory=list)
@@ -642,6 +695,7 @@ def parse_config(
     errors.extend(_walk_checks(web, "web"))
     errors.extend(_walk_checks(network, "network"))
     errors.extend(check_network(network, agent.max_addresses))
+    errors.extend(check_output_buffers(config))
     for name, value in added.items():
         errors.extend(_walk_checks(value, name))
     for inst in config.inputs + config.outputs:
@@ -659,6 +713,40 @@ def parse_config(
     if errors:
         raise ConfigErrors(errors)
     return config
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def output_buffer_dir(config: Config, inst: PluginInstance) -> Path:
+    """The disk buffer folder of an output: ``buffer_dir``, or one under the state folder named
+    after the plugin and its alias (else its index among the tables of that plugin). The URL is
+    not part of it, so an output whose server moves keeps its buffered metrics."""
+    raw = getattr(inst.config, "buffer_dir", "")
+    if raw:
+        path = Path(os.path.expanduser(raw))
+        if not path.is_absolute() and config.path:
+            path = Path(config.path).resolve().parent / path
+        return path
+    alias = getattr(inst.config, "alias", "")
+    name = _UNSAFE_NAME.sub("_", alias) if alias else str(inst.index)
+    return config.state_dir / "buffers" / f"{inst.name}-{name}"
+
+
+def check_output_buffers(config: Config) -> Iterator[ConfigError]:
+    """A disk buffer has a usable size, and no two outputs share one folder."""
+    seen: dict[Path, str] = {}
+    for inst in config.outputs:
+        if getattr(inst.config, "buffer", "memory") != "disk":
+            continue
+        if int(inst.config.buffer_max_bytes) < MIN_DISK_BUFFER:
+            yield ConfigError(f"{inst.path}.buffer_max_bytes",
+                              f"must be at least {MIN_DISK_BUFFER} bytes (1MB)")
+        folder = output_buffer_dir(config, inst).resolve()
+        if folder in seen:
+            yield ConfigError(f"{inst.path}.buffer_dir",
+                              f"{folder} is already the buffer of {seen[folder]}")
+        seen.setdefault(folder, inst.path)
 
 
 def load_config(path: str | os.PathLike[str], registry: Schemas) -> Config:

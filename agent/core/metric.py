@@ -322,6 +322,12 @@ def _cached(cache: dict[str, str], text: str, escape: Callable[[str], str]) -> s
 
 
 def to_lines(metrics: Iterable[Metric], uint_support: bool = False) -> bytes:
-    """A batch of metrics as one newline-separated line-protocol body (unwritable ones skipped)."""
+    """A batch of metrics as one newline-separated line-protocol body (unwritable ones skipped).
+
+    A batch read back from the disk buffer (:class:`~webbo.agent.core.lines.LineBatch`) already
+    holds that body and hands it over as it is."""
+    encoded = getattr(metrics, "encoded", None)
+    if encoded is not None:
+        return encoded(uint_support)  # type: ignore[no-any-return]
     lines = [m.line(uint_support) for m in metrics]
     return "\n".join(line for line in lines if line).encode()

@@ -1,9 +1,12 @@
 """One output instance at run time: its buffer, its flush loop, its retry policy.
 
-Each output owns a ring buffer (``metric_buffer_limit``, drop-oldest, counted) and flushes every
-``flush_interval``, or early when a batch is full. A failed write is retried with back-off
-(Retry-After honoured); 413 halves the batch; another permanent error drops the batch and says
-why. An output replaced by a reload hands its buffer to its successor (:meth:`detach`).
+Each output owns a buffer — a ring in memory (``metric_buffer_limit``, drop-oldest) or a folder
+on disk (``buffer = "disk"``, bounded by ``buffer_max_bytes``, :mod:`.disk_buffer`) — and
+flushes every ``flush_interval``, or early when a batch is full. A failed write is retried with
+back-off capped by the flush interval (Retry-After honoured), so writing resumes within one
+flush interval of the server coming back; 413 halves the batch; another permanent error drops
+the batch and says why. Overflow is counted and logged (:mod:`.overflow`). An output replaced by
+a reload hands its buffer to its successor (:meth:`detach`, :func:`adopt_buffer`).
 """
 
 from __future__ import annotations
@@ -14,18 +17,84 @@ import fnmatch
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import structlog
 
-from webbo.agent.core.buffer import MetricBuffer
-from webbo.agent.core.config import Config, PluginInstance, config_key
+from webbo.agent.core.buffer import MetricBuffer, OutputBuffer
+from webbo.agent.core.config import Config, PluginInstance, config_key, output_buffer_dir
 from webbo.agent.core.contract import Output
+from webbo.agent.core.disk_buffer import DiskBuffer, move_folder
 from webbo.agent.core.errors import BatchTooLargeError, PermanentWriteError, RetryableWriteError
 from webbo.agent.core.metric import FieldValue, Metric
+from webbo.agent.core.overflow import DropReporter
 
 log = structlog.get_logger("webbo.agent")
 
-__all__ = ["OutputRunner", "OutputStats"]
+__all__ = ["BufferSettings", "OutputRunner", "OutputStats", "adopt_buffer"]
+
+
+@dataclass(frozen=True)
+class BufferSettings:
+    """Where and how much one output buffers (from its table and ``[agent]``)."""
+
+    kind: str
+    limit: int
+    directory: Path | None
+    max_bytes: int
+    flush_interval: float
+    label: str
+
+    @classmethod
+    def of(cls, inst: PluginInstance, config: Config, memory_only: bool = False
+           ) -> BufferSettings:
+        cfg, agent = inst.config, config.agent
+        kind = "memory" if memory_only else getattr(cfg, "buffer", "memory")
+        return cls(kind=kind,
+                   limit=getattr(cfg, "metric_buffer_limit", None) or agent.metric_buffer_limit,
+                   directory=output_buffer_dir(config, inst) if kind == "disk" else None,
+                   max_bytes=int(getattr(cfg, "buffer_max_bytes", 0) or 0),
+                   flush_interval=float(getattr(cfg, "flush_interval", None)
+                                        or agent.flush_interval),
+                   label=inst.label)
+
+    def make(self) -> OutputBuffer:
+        if self.kind == "disk" and self.directory is not None:
+            return DiskBuffer(self.directory, self.max_bytes, limit=self.limit,
+                              flush_interval=self.flush_interval, label=self.label)
+        return MetricBuffer(self.limit)
+
+    def describe_limit(self) -> str:
+        if self.kind == "disk":
+            return f"{self.max_bytes / 1e9:.3g} GB on disk"
+        return f"{self.limit} metrics in memory"
+
+
+async def adopt_buffer(previous: OutputBuffer, settings: BufferSettings) -> OutputBuffer:
+    """The buffer of a replaced output, made fit for its successor: the same one with new
+    bounds when its kind and folder stay, else a new one that takes over what it held."""
+    if isinstance(previous, MetricBuffer) and settings.kind == "memory":
+        previous.resize(settings.limit)
+        return previous
+    if isinstance(previous, DiskBuffer) and settings.kind == "disk" \
+            and previous.directory == settings.directory:
+        previous.reconfigure(settings.max_bytes, settings.limit, settings.flush_interval)
+        return previous
+    if isinstance(previous, DiskBuffer) and settings.directory is not None:
+        await previous.close()
+        moved = await asyncio.to_thread(move_folder, previous.directory, settings.directory)
+        log.info("disk buffer moved" if moved else "disk buffer left in place (the new folder "
+                 "already holds data; both are sent)", old=str(previous.directory),
+                 new=str(settings.directory))
+        return settings.make()
+    successor = settings.make()
+    metrics = await previous.take_all()  # type: ignore[attr-defined]
+    for metric in metrics:
+        successor.add(metric)
+    await previous.close()
+    log.info("output buffer switched", to=settings.kind, metrics=len(metrics))
+    return successor
 
 
 @dataclass
@@ -46,26 +115,28 @@ class OutputRunner:
         inst: PluginInstance,
         output: Output,
         config: Config,
-        buffer: MetricBuffer | None = None,
+        buffer: OutputBuffer | None = None,
+        *,
+        memory_only: bool = False,
     ) -> None:
+        """``buffer``: the predecessor's, already fit (:func:`adopt_buffer`); else a new one.
+        ``memory_only``: a memory ring whatever the config says (``webbo once``)."""
         self.inst = inst
         self.output = output
         agent = config.agent
         cfg = inst.config
         self.batch_size: int = getattr(cfg, "metric_batch_size", None) or agent.metric_batch_size
-        limit: int = getattr(cfg, "metric_buffer_limit", None) or agent.metric_buffer_limit
-        self.flush_interval: float = getattr(cfg, "flush_interval", None) or agent.flush_interval
+        self.settings = BufferSettings.of(inst, config, memory_only)
+        self.flush_interval: float = self.settings.flush_interval
         self.flush_jitter = float(agent.flush_jitter)
         self.max_backoff = float(agent.retry_max_backoff)
         self.namepass: list[str] = list(getattr(cfg, "namepass", []) or [])
         self.namedrop: list[str] = list(getattr(cfg, "namedrop", []) or [])
-        if buffer is None:
-            buffer = MetricBuffer(limit)
-        else:
-            buffer.resize(limit)
-        self.buffer = buffer
-        self.stats = OutputStats()
         self.log = log.bind(output=inst.label)
+        self.drops = DropReporter(self.log, self.settings.describe_limit())
+        self.buffer: OutputBuffer = buffer if buffer is not None else self.settings.make()
+        self.buffer.on_drop = self.drops.dropped
+        self.stats = OutputStats()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -93,31 +164,54 @@ class OutputRunner:
             self._wake.set()
 
     def start(self) -> None:
+        self.buffer.start()
         self._task = asyncio.create_task(self._loop(), name=f"output {self.inst.label}")
 
+    async def _usable_buffer(self) -> None:
+        """A disk buffer whose folder cannot be used gives way to a memory ring (logged), so
+        metrics still flow."""
+        buffer = self.buffer
+        if not isinstance(buffer, DiskBuffer) or await buffer.opened() is not None:
+            return
+        self.log.error("disk buffer unusable; buffering in memory instead", error=buffer.error,
+                       limit=self.settings.limit)
+        ring = MetricBuffer(self.settings.limit)
+        ring.on_drop = self.drops.dropped
+        for metric in await buffer.take_pending():
+            ring.add(metric)
+        self.buffer = ring
+        await buffer.close()
+
     async def _loop(self) -> None:
+        await self._usable_buffer()
         try:
             await self.output.connect()
         except Exception as exc:  # a dead output at start is not fatal: writes retry
             self.stats.last_error = str(exc)
             self.log.warning("output not reachable at start; will retry", error=str(exc))
+        retrying = False
         while not self._stopping:
-            delay = self.flush_interval + random.uniform(0, self.flush_jitter)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            self._wake.clear()
+            if not retrying:
+                delay = self.flush_interval + random.uniform(0, self.flush_jitter)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                self._wake.clear()
             if self._stopping:
                 break
-            ok = await self.flush()
-            if not ok and not self._stopping:
+            retrying = not await self.flush()
+            if retrying and not self._stopping:
                 await self._sleep(self._backoff())
 
     def _backoff(self) -> float:
+        """Seconds before the next attempt: the server's Retry-After when it sent one, else
+        doubling from 0.5 s, never longer than the flush interval (nor retry_max_backoff), so
+        writing resumes within one flush interval of the server coming back."""
         retry_after = self._retry_after
         if retry_after is not None:
             return min(max(retry_after, 0.1), max(self.max_backoff, retry_after))
-        return min(self.max_backoff, 0.5 * 2 ** min(self._failures, 16))
+        cap = min(self.max_backoff, self.flush_interval)
+        return min(cap, 0.5 * 2 ** min(self._failures - 1, 16))
 
     async def _sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the output is being stopped."""
@@ -131,7 +225,9 @@ class OutputRunner:
         self._retry_after = None
         while len(self.buffer):
             size = self._split or self.batch_size
-            batch, last_seq = self.buffer.peek(size)
+            batch, last_seq = await self.buffer.read(size)
+            if last_seq < 0:
+                break
             started = time.perf_counter()
             try:
                 await self.output.write(batch)
@@ -170,7 +266,9 @@ class OutputRunner:
             self.stats.write_time += time.perf_counter() - started
             self.stats.written += self.buffer.ack(last_seq)
             if self._failures:
-                self.log.info("output recovered", after_failures=self._failures)
+                self.log.info("output recovered", after_failures=self._failures,
+                              buffered=len(self.buffer))
+            self.drops.recovered()
             self._failures = 0
             self._split = 0
         return True
@@ -193,8 +291,12 @@ class OutputRunner:
             self._stopping = True
         with contextlib.suppress(Exception):
             await self.output.close()
+        try:
+            await self.buffer.close()
+        except Exception:
+            self.log.exception("closing the buffer failed")
 
-    async def detach(self) -> MetricBuffer:
+    async def detach(self) -> OutputBuffer:
         """Stop without a final flush and hand the buffer over (reload of a changed output)."""
         self._stopping = True
         self._stop_event.set()
@@ -209,11 +311,23 @@ class OutputRunner:
         return self.buffer
 
     def internal_fields(self) -> dict[str, FieldValue]:
-        return {
+        fields: dict[str, FieldValue] = {
             "buffer_size": len(self.buffer),
             "buffer_limit": self.buffer.limit,
             "metrics_dropped": self.buffer.dropped + self.stats.dropped_batches,
             "metrics_written": self.stats.written,
             "write_errors": self.stats.write_errors,
             "write_time_s": round(self.stats.write_time, 6),
+            "buffer_dropped": self.buffer.dropped,
+            "buffer_oldest_s": round(self.buffer.oldest_age() or 0.0, 3),
         }
+        for key, value in self.buffer.describe().items():
+            if isinstance(value, int):
+                fields[key] = value
+        return fields
+
+    def status(self) -> dict[str, Any]:
+        """The output's figures, its buffer and whether it is dropping (``webbo status``)."""
+        return {"name": self.inst.name, "label": self.inst.label, **self.internal_fields(),
+                **self.buffer.describe(), **self.drops.status(),
+                "last_error": self.stats.last_error}
