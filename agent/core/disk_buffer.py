@@ -238,6 +238,8 @@ class DiskBuffer:
             future.set_result(None)
 
     async def read(self, count: int) -> tuple[Sequence[Metric], int]:
+        if await self.opened() is None:
+            return [], -1
         await self._write_pending()
         have = self._head_count()
         if have < count and self._disk_metrics > have:
@@ -295,9 +297,9 @@ class DiskBuffer:
                          held_s: float | None) -> None:
         """(On the loop) the thread deleted the oldest segment to stay under the bound."""
         self.dropped += count
-        if self._inflight is not None and self._inflight[0] < seg_next:
-            self._inflight_dropped += min(seg_next, self._inflight[1] + 1) - max(
-                seg_first, self._inflight[0])
+        if self._inflight is not None:
+            first, last = self._inflight
+            self._inflight_dropped += max(0, min(seg_next, last + 1) - max(seg_first, first))
         self._trim_head()
         if self.on_drop is not None:
             self.on_drop(count, held_s)

@@ -17,18 +17,20 @@ import structlog
 __all__ = ["DropReporter"]
 
 SUMMARY_EVERY = 60.0
-"""Seconds between two summary lines while drops go on (and the quiet time that ends one)."""
+"""Seconds between two summary lines while drops go on."""
+QUIET_ENDS = 60.0
+"""Seconds without a drop after which the next drop starts a new overflow (logged again)."""
 
 
 class DropReporter:
     """Counts the metrics one output's buffer drops and logs them as described above."""
 
     def __init__(self, log: structlog.typing.FilteringBoundLogger, limit: str,
-                 summary_every: float = SUMMARY_EVERY) -> None:
+                 summary_every: float | None = None) -> None:
         self.log = log
         self.limit = limit
-        """The bound as text for the log ("100000 metrics", "1.0 GB on disk")."""
-        self.summary_every = summary_every
+        """The bound as text for the log ("100000 metrics in memory", "1 GB on disk")."""
+        self.summary_every = SUMMARY_EVERY if summary_every is None else summary_every
         self.total = 0
         self.episode = 0
         """Dropped since this overflow began."""
@@ -45,7 +47,7 @@ class DropReporter:
             return
         now = time.monotonic()
         self.total += count
-        if self.first_at is None or now - self._last_mono > self.summary_every:
+        if self.first_at is None or now - self._last_mono > QUIET_ENDS:
             self.first_at = time.time()
             self.episode = 0
             self._since_summary = 0
@@ -78,8 +80,7 @@ class DropReporter:
 
     @property
     def dropping(self) -> bool:
-        return self.first_at is not None and time.monotonic() - self._last_mono \
-            <= self.summary_every
+        return self.first_at is not None and time.monotonic() - self._last_mono <= QUIET_ENDS
 
     def status(self) -> dict[str, Any]:
         return {"dropping": self.dropping, "dropping_since": self.first_at,

@@ -67,8 +67,16 @@ class BufferSettings:
 
     def describe_limit(self) -> str:
         if self.kind == "disk":
-            return f"{self.max_bytes / 1e9:.3g} GB on disk"
+            return f"{human_bytes(self.max_bytes)} on disk"
         return f"{self.limit} metrics in memory"
+
+
+def human_bytes(count: int) -> str:
+    """``1073741824`` → ``"1.07 GB"`` (decimal units, as the config's sizes read)."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{count} B"
 
 
 async def adopt_buffer(previous: OutputBuffer, settings: BufferSettings) -> OutputBuffer:
