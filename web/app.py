@@ -5,7 +5,8 @@
 handlers. The API lives under
 ``/api`` (:mod:`webbo.web.api`); the web UI adds its pages with ``route_handlers`` (its login page,
 its static assets and ``/healthz`` are the only routes allowed without authentication — a test
-enumerates every route to prove it).
+enumerates every route to prove it; ``/metrics`` takes a bearer token or an API key,
+:mod:`webbo.web.metrics`).
 
 Errors under ``/api`` are answered in the manual's envelope whatever raised them (404 and 405
 included, which the router raises before any handler runs); elsewhere they are plain text.
@@ -29,6 +30,7 @@ from webbo.web.api import api_router
 from webbo.web.api.core import envelope
 from webbo.web.auth import LoginLimiter
 from webbo.web.health import healthz
+from webbo.web.metrics import metrics_page
 from webbo.web.state import StateStore
 from webbo.web.ui import ui_routes
 
@@ -84,7 +86,8 @@ def create_app(agent: Agent, *, store: StateStore | None = None,
     web = agent.config.web
     limiter = LoginLimiter(web.login_attempts, float(web.login_window))
     return Litestar(
-        route_handlers=[api_router(), healthz, *(ui_routes() if ui else ()), *route_handlers],
+        route_handlers=[api_router(), healthz, metrics_page, *(ui_routes() if ui else ()),
+                        *route_handlers],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         state=State({"agent": agent, "store": store, "login_limiter": limiter}),
         openapi_config=None,

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import socket
 import sys
-from collections.abc import Iterator
 from typing import Protocol
 
 import structlog
@@ -24,49 +23,18 @@ from litestar import Litestar
 from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import Config
 from webbo.web.app import create_app
+from webbo.web.listen import bind, parse_listen, quiet_server
 from webbo.web.state import DEFAULT_USER, StateStore
 
 log = structlog.get_logger("webbo.web")
 
-__all__ = ["WebServer", "parse_listen"]
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``"HOST:PORT"`` (``"[::]:80"`` for IPv6) → (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError(f'expected "HOST:PORT", got {listen!r}')
-    return host.strip("[]"), int(port)
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (raises OSError with the reason, e.g. address in use)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(address)
-        sock.listen(1024)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+__all__ = ["WebServer", "bind", "parse_listen", "quiet_server"]
 
 
 class AppFactory(Protocol):
     """Makes the web app of an agent (:func:`~webbo.web.app.create_app`, or a test's own)."""
 
     def __call__(self, agent: Agent, *, store: StateStore | None = None) -> Litestar: ...
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the agent handles signals
 
 
 class WebServer:
@@ -80,7 +48,7 @@ class WebServer:
         self.store = store or StateStore(agent.config.state_dir)
         self.app = app_factory(agent, store=self.store)
         self.address: tuple[str, int] | None = None
-        self._server: _Server | None = None
+        self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._listen = ""
         agent.on_reload(self._reloaded)
@@ -122,10 +90,7 @@ class WebServer:
         host, port = parse_listen(listen)
         sock = bind(host, port)
         self.address = sock.getsockname()[:2]
-        config = uvicorn.Config(self.app, lifespan="off", log_config=None, access_log=False,
-                                server_header=False, date_header=True,
-                                timeout_graceful_shutdown=5)
-        server = _Server(config)
+        server = quiet_server(self.app)
         self._server = server
         self._listen = listen
         task = asyncio.create_task(server.serve(sockets=[sock]), name="web server")

@@ -162,6 +162,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 1
             extra.append(web.serving())
+        if config.web.metrics:
+            from webbo.web.metrics import MetricsServer
+
+            metrics = MetricsServer(agent)
+            try:
+                await metrics.start()
+            except (OSError, ValueError) as exc:
+                print(f"cannot serve /metrics on {config.web.metrics_listen}: {exc}",
+                      file=sys.stderr)
+                return 1
+            extra.append(metrics.serving())
         await run_until_signalled(agent, extra)
         return 0
 

@@ -478,6 +478,12 @@ class Agent:
             self._emit_internal()
 
     def _emit_internal(self) -> None:
+        for metric in self.internal_metrics():
+            self.dispatch(metric)
+
+    def internal_metrics(self) -> list[Metric]:
+        """The ``webbo_internal`` metrics of this moment (docs/metrics.md); also what
+        Prometheus's ``/metrics`` shows of the agent itself."""
         ts = now_ns()
         metrics: list[Metric] = []
         input_names = Counter(r.name for r in self.inputs)
@@ -502,8 +508,7 @@ class Agent:
             "reload_error": bool(self.reload_state.last_error),
             "uptime_s": round(time.time() - self.started_at, 3),
         }, ts))
-        for metric in metrics:
-            self.dispatch(metric)
+        return metrics
 
     # -- one-shot modes ---------------------------------------------------------------------
 

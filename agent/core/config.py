@@ -259,11 +259,26 @@ class WebSection(Section, kw_only=True):
     login_attempts: int = 5
     """Failed logins allowed per address and user within login_window."""
     login_window: Duration = Duration(300.0)
+    metrics: bool = True
+    """Serve Prometheus's ``/metrics``: the fleet's current readings and the agent's figures."""
+    metrics_listen: str = ""
+    """Also serve ``/metrics`` alone on this HOST:PORT (e.g. "127.0.0.1:9273"); empty: only on
+    ``listen``."""
+    metrics_token: str = ""
+    """The bearer token Prometheus sends. On ``listen``, /metrics takes it or an API key (never
+    nothing); on ``metrics_listen``, nothing is asked when this is empty."""
 
     def check(self) -> Iterator[ConfigError]:
-        host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
-            yield ConfigError("listen", f'expected "HOST:PORT", got {self.listen!r}')
+        for key in ("listen", "metrics_listen"):
+            value = getattr(self, key)
+            if key == "metrics_listen" and not value:
+                continue
+            host, sep, port = value.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+                yield ConfigError(key, f'expected "HOST:PORT", got {value!r}')
+        if self.metrics_listen and self.metrics_listen == self.listen:
+            yield ConfigError("metrics_listen", "must differ from listen (leave it empty to "
+                              "serve /metrics on listen)")
         if self.login_attempts < 1:
             yield ConfigError("login_attempts", "must be at least 1")
 

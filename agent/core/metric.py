@@ -217,6 +217,18 @@ class Metric:
             self._unpack()
         self._fields = value
 
+    def tag_items(self) -> Iterable[tuple[str, str]]:
+        """(key, value) of every tag, without unpacking a packed metric."""
+        if self._keys is not None:
+            return zip(self._keys[0], self._tags, strict=True)
+        return self._tags.items()  # type: ignore[no-any-return]
+
+    def field_items(self) -> Iterable[tuple[str, FieldValue]]:
+        """(key, value) of every field, without unpacking a packed metric."""
+        if self._keys is not None:
+            return zip(self._keys[1], self._fields, strict=True)
+        return self._fields.items()  # type: ignore[no-any-return]
+
     def __repr__(self) -> str:
         return f"Metric({self.name!r}, {self.tags!r}, {self.fields!r}, {self.time})"
 
