@@ -37,6 +37,46 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _output_lines(item: dict[str, Any], now: float) -> list[str]:
+    """One output: written, buffered (in memory, or on disk with its size and age), dropped;
+    why it fails; and a loud line while its buffer overflows."""
+    if item.get("buffer") == "disk":
+        buffer = (f"disk buffer {item.get('buffer_size', 0)} metrics, "
+                  f"{_mb(item.get('buffer_bytes', 0))} of {_mb(item.get('buffer_max_bytes', 0))}")
+    else:
+        buffer = f"buffer {item.get('buffer_size', 0)}/{item.get('buffer_limit', 0)}"
+    line = (f"  {item.get('label', item.get('name'))}: {item.get('metrics_written', 0)} "
+            f"written, {buffer}, {item.get('metrics_dropped', 0)} dropped, "
+            f"{item.get('write_errors', 0)} write errors")
+    oldest = float(item.get("buffer_oldest_s") or 0)
+    if item.get("buffer_size") and oldest >= 60:
+        line += f", oldest waiting {_age(oldest)}"
+    if item.get("last_error") and item.get("buffer_size"):
+        line += f"  (failing: {item['last_error']})"
+    lines = [line]
+    if item.get("dropping"):
+        since = float(item.get("dropping_since") or now)
+        lines.append(f"    DROPPING: buffer full for {_age(now - since)}, "
+                     f"{item.get('dropped_in_overflow', 0)} metrics dropped so far (see "
+                     "docs/deploy.md for sizing the buffer)")
+    if item.get("buffer_error"):
+        lines.append(f"    disk buffer problem: {item['buffer_error']}")
+    return lines
+
+
+def _mb(count: Any) -> str:
+    return f"{int(count or 0) / 1e6:.1f} MB"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
 def render(status: dict[str, Any] | None, state_dir: Path, now: float | None = None
            ) -> tuple[str, int]:
     """Human-readable status and the exit code: 0 running, 1 not running or stale."""
@@ -63,13 +103,7 @@ def render(status: dict[str, Any] | None, state_dir: Path, now: float | None = N
         lines.append(line)
     lines.append("outputs:")
     for item in status.get("outputs", []):
-        line = (f"  {item.get('label', item.get('name'))}: {item.get('metrics_written', 0)} "
-                f"written, buffer {item.get('buffer_size', 0)}/{item.get('buffer_limit', 0)}, "
-                f"{item.get('metrics_dropped', 0)} dropped, {item.get('write_errors', 0)} "
-                "write errors")
-        if item.get("last_error") and item.get("buffer_size"):
-            line += f"  (failing: {item['last_error']})"
-        lines.append(line)
+        lines.extend(_output_lines(item, now))
     miners = status.get("miners")
     if isinstance(miners, dict):
         lines.append(f"miners: {miners.get('devices', 0)} known; "

@@ -338,4 +338,4 @@ class OutputRunner:
         """The output's figures, its buffer and whether it is dropping (``webbo status``)."""
         return {"name": self.inst.name, "label": self.inst.label, **self.internal_fields(),
                 **self.buffer.describe(), **self.drops.status(),
-                "last_error": self.stats.last_error}
+                "failing": self._failures > 0, "last_error": self.stats.last_error}

@@ -169,7 +169,11 @@ async def check_scrapes(tmp_path, s, metrics_port: int, ips: list[str]) -> None:
         prom.stop()
 
 
-async def test_the_page_passes_promtool_and_the_examples_are_valid(tmp_path, registry):
+def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([PROMTOOL, *args], input=stdin, capture_output=True, timeout=60)
+
+
+async def test_the_page_passes_promtool(tmp_path, registry):
     net = block()
     ips = [f"{net}{i}" for i in range(1, 4)]
     port = free_port()
@@ -178,15 +182,18 @@ async def test_the_page_passes_promtool_and_the_examples_are_valid(tmp_path, reg
                                                  port)) as s:
         await s.wait_inventory(len(ips))
         status, _, page = await get(f"{s.url}/metrics", {"Authorization": f"Bearer {TOKEN}"})
-    assert status == 200
-    lint = subprocess.run([PROMTOOL, "check", "metrics"], input=page.encode(),
-                          capture_output=True, timeout=60)
-    problems = [line for line in lint.stdout.decode().splitlines()
-                if "should have" not in line and "non-histogram" not in line]
-    assert not [p for p in problems if "error" in p.lower()], lint.stdout.decode()
+    assert status == 200 and "miner_board_hashrate_ths{" in page
+    lint = await asyncio.to_thread(promtool, "check", "metrics", stdin=page.encode())
+    # The format parses; what promtool still says is naming style that docs/metrics.md's names
+    # do not follow on purpose (the same names in InfluxDB and Prometheus).
+    style = ('should not have "_count" suffix', "should not contain abbreviated units")
+    said = (lint.stdout + lint.stderr).decode().splitlines()
+    assert said and all(any(s in line for s in style) for line in said), said
+
+
+def test_the_contrib_examples_are_valid(tmp_path):
     contrib = ROOT / "contrib" / "prometheus"
-    rules = subprocess.run([PROMTOOL, "check", "rules", str(contrib / "webbo-alerts.yml")],
-                           capture_output=True, timeout=60)
+    rules = promtool("check", "rules", str(contrib / "webbo-alerts.yml"))
     assert rules.returncode == 0, rules.stdout.decode() + rules.stderr.decode()
     # promtool also wants the token file to exist: check a copy that points at one.
     token = tmp_path / "webbo.token"
@@ -196,6 +203,5 @@ async def test_the_page_passes_promtool_and_the_examples_are_valid(tmp_path, reg
     assert "/etc/prometheus/webbo.token" in example
     (tmp_path / "prometheus.yml").write_text(
         example.replace("/etc/prometheus/webbo.token", str(token)))
-    checked = subprocess.run([PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")],
-                             capture_output=True, timeout=60)
+    checked = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()

@@ -58,7 +58,7 @@ async def logged_in(s: Stack) -> aiohttp.ClientSession:
 async def test_every_route_but_login_static_and_healthz_needs_authentication(site: Stack):
     """Enumerate every route the app registers (API and UI) and call it without a session or
     key, then with a forged session cookie: nothing but the login page, static assets and
-    /healthz answers."""
+    /healthz answers (/metrics wants a bearer token or an API key: tests/web/test_prometheus.py)."""
     checked = 0
     async with jar() as session:
         for route in site.web.app.routes:
@@ -74,7 +74,7 @@ async def test_every_route_but_login_static_and_healthz_needs_authentication(sit
                                                headers=headers, allow_redirects=False) as resp:
                         body = await resp.read()
                     where = (method, path, resp.status)
-                    if path.startswith("/api"):
+                    if path.startswith("/api") or path == "/metrics":  # a key (or token) only
                         assert resp.status == 401, where
                     elif method in ("GET", "HEAD") and not path.startswith("/ui/"):
                         assert resp.status == 303, where

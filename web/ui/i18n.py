@@ -50,6 +50,22 @@ TEXT: dict[str, tuple[str, str]] = {
     "common.error": ("Ошибка", "Error"),
     "common.back": ("Назад", "Back"),
     "common.all": ("Все", "All"),
+    # -- outputs (the banner on every page)
+    "outputs.dropping": ("Вывод «{output}»: буфер переполнен, самые старые метрики отбрасываются "
+                         "(с {since}).",
+                         "Output “{output}”: its buffer is full, the oldest metrics are being "
+                         "dropped (since {since})."),
+    "outputs.dropped": ("Отброшено метрик: {count}.", "Metrics dropped: {count}."),
+    "outputs.failing": ("Вывод «{output}» не может записать данные: {error}",
+                        "Output “{output}” cannot write: {error}"),
+    "outputs.waiting": ("Метрик в буфере: {count}, самая старая ждёт {age}.",
+                        "Metrics waiting in its buffer: {count}, the oldest for {age}."),
+    "outputs.where_disk": ("Буфер на диске: данные переживут перезапуск агента.",
+                           "The buffer is on disk: it survives a restart of the agent."),
+    "outputs.where_memory": ("Буфер в памяти: при перезапуске агента он будет потерян "
+                             "(buffer = \"disk\" в webbo.toml, см. docs/deploy.md).",
+                             "The buffer is in memory: a restart of the agent loses it "
+                             "(buffer = \"disk\" in webbo.toml, see docs/deploy.md)."),
     # -- login
     "login.title": ("Вход", "Log in"),
     "login.user": ("Имя пользователя", "User name"),

@@ -59,3 +59,23 @@ timeout = "500ms"
     stopped = webbo("status", "-c", str(config))
     assert stopped.returncode == 1 and "NOT running" in stopped.stdout
     assert os.path.exists(tmp_path / "state" / "status.json")
+
+
+def test_status_shows_a_disk_buffer_and_an_overflow():
+    import time
+
+    from webbo.agent.cli.status import render
+
+    now = time.time()
+    status = {"written_at": now, "pid": os.getpid(), "interval_s": 10, "outputs": [
+        {"label": "influxdb:central", "buffer": "disk", "buffer_size": 250_000,
+         "buffer_bytes": 80_000_000, "buffer_max_bytes": 1_000_000_000, "metrics_written": 10,
+         "metrics_dropped": 1234, "write_errors": 7, "buffer_oldest_s": 5400,
+         "last_error": "connection refused", "dropping": True, "dropping_since": now - 300,
+         "dropped_in_overflow": 1234, "buffer_error": ""}]}
+    text, code = render(status, Path("/nowhere"), now)
+    assert code == 0
+    assert ("influxdb:central: 10 written, disk buffer 250000 metrics, 80.0 MB of 1000.0 MB, "
+            "1234 dropped, 7 write errors, oldest waiting 90 min  (failing: connection refused)"
+            ) in text
+    assert "DROPPING: buffer full for 5 min, 1234 metrics dropped so far" in text
