@@ -29,6 +29,7 @@ from webbo.agent.core.metric import FieldValue, Metric
 from webbo.agent.fleet.discovery import MinerFleet
 from webbo.agent.fleet.inventory import Device
 from webbo.agent.fleet.metrics import failure_metric, reading_metrics
+from webbo.agent.fleet.model import Reading
 
 __all__ = ["CONTENT_TYPE", "Exposition", "render"]
 
@@ -120,6 +121,8 @@ class _Page:
     def text(self) -> str:
         parts: list[str] = []
         for name, lines in self.families.items():
+            if not lines:
+                continue
             help_text = HELP.get(name) or f"{name} (see docs/metrics.md)"
             parts.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
             parts.append("\n".join(lines))
@@ -153,15 +156,117 @@ def _meter_metric(meter: dict[str, Any]) -> Metric:
     return Metric("meter", tags, fields, 0)
 
 
+# The miner families, as fleet/metrics.py writes the fields (a test renders both ways and
+# compares): (field, attribute of Reading, digits to round to, or None for integers).
+_MINER_NUMBERS = (
+    ("hashrate_ths", "hashrate_ths", 3), ("hashrate_avg_ths", "hashrate_avg_ths", 3),
+    ("expected_hashrate_ths", "expected_hashrate_ths", 3), ("power_w", "power_w", 1),
+    ("power_limit_w", "power_limit_w", 1), ("efficiency_jth", "efficiency_jth", 2),
+    ("temp_env_c", "temp_env_c", 1), ("temp_board_max_c", "temp_board_max_c", 1),
+    ("temp_chip_max_c", "temp_chip_max_c", 1),
+)
+_MINER_INTEGERS = ("fan_psu_rpm", "uptime_s", "led", "is_mining", "accepted", "rejected",
+                   "hw_errors")
+_BOARD_NUMBERS = (
+    ("hashrate_ths", 3), ("expected_hashrate_ths", 3), ("temp_board_c", 1), ("temp_chip_c", 1),
+    ("chips", None), ("expected_chips", None), ("hw_errors", None), ("frequency_mhz", 1),
+)
+
+
+def _labels(*pairs: tuple[str, str]) -> str:
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in pairs if v)
+
+
+class _Miners:
+    """The polled miners straight from their readings: the fastest path (10,000 miners are
+    about 550,000 samples), the same lines as :meth:`_Page.add` of their metrics."""
+
+    def __init__(self, page: _Page) -> None:
+        family = page.family
+        self.online, self.state, self.info = (family("miner_online"), family("miner_state"),
+                                              family("miner_info"))
+        self.numbers = [(attr, digits, f"miner_{name}", family(f"miner_{name}"))
+                        for name, attr, digits in _MINER_NUMBERS]
+        self.fans = [(f"miner_{n}", family(f"miner_{n}"))
+                     for n in ("fan_rpm_min", "fan_rpm_max", "fan_count")]
+        self.integers = [(name, f"miner_{name}", family(f"miner_{name}"))
+                         for name in _MINER_INTEGERS]
+        self.errors = family("miner_error_count")
+        self.boards = [(name, digits, f"miner_board_{name}", family(f"miner_board_{name}"))
+                       for name, digits in _BOARD_NUMBERS]
+        self.pool_active, self.pool_accepted, self.pool_rejected, self.pool_info = (
+            family("miner_pool_active"), family("miner_pool_accepted"),
+            family("miner_pool_rejected"), family("miner_pool_info"))
+
+    def add(self, device: Device, reading: Reading) -> None:
+        mac, group, range_ = device.mac, device.group, device.range
+        base = _labels(("mac", mac), ("group", group), ("range", range_))
+        tail = "{" + _labels(("mac", mac), ("group", group), ("range", range_),
+                             ("make", device.make), ("model", device.model)) + "} "
+        self.online.append("miner_online" + tail + "1")
+        self.state.append("miner_state" + tail[:-2] + ',state="ok"} 1')
+        for attr, digits, name, lines in self.numbers:
+            value = getattr(reading, attr)
+            if value is not None:
+                value = round(float(value), digits)
+                if value - value == 0.0:  # not NaN or infinite
+                    lines.append(f"{name}{tail}{value!r}")
+        fans = [f for f in reading.fans_rpm if f is not None]
+        if fans:
+            for (name, lines), value in zip(self.fans, (min(fans), max(fans), len(fans)),
+                                            strict=True):
+                lines.append(name + tail + str(value))
+        for attr, name, lines in self.integers:
+            value = getattr(reading, attr)
+            if value is not None:
+                lines.append(name + tail + str(int(value)))
+        self.errors.append("miner_error_count" + tail + str(len(reading.errors)))
+        strings = [("ip", device.ip), ("hostname", reading.hostname or device.hostname),
+                   ("firmware", reading.firmware or device.firmware),
+                   ("work_mode", reading.work_mode.value if reading.work_mode else ""),
+                   ("active_pool", reading.active_pool or "")]
+        self.info.append("miner_info" + tail[:-2] + "," + ",".join(
+            f'{k}="{_escape(v)}"' for k, v in strings if v) + "} 1")
+        for board in reading.boards:
+            btail = "{" + base + f',board="{board.index}"}} '
+            for name, digits, family_name, lines in self.boards:
+                value = getattr(board, name)
+                if value is None:
+                    continue
+                if digits is None:
+                    lines.append(f"{family_name}{btail}{int(value)}")
+                    continue
+                value = round(float(value), digits)
+                if value - value == 0.0:
+                    lines.append(f"{family_name}{btail}{value!r}")
+        for pool in reading.pools:
+            ptail = "{" + base + f',index="{pool.index}"}} '
+            self.pool_active.append("miner_pool_active" + ptail + ("1" if pool.active else "0"))
+            if pool.accepted is not None:
+                self.pool_accepted.append("miner_pool_accepted" + ptail + str(pool.accepted))
+            if pool.rejected is not None:
+                self.pool_rejected.append("miner_pool_rejected" + ptail + str(pool.rejected))
+            info = f'url="{_escape(pool.url)}",user="{_escape(pool.user)}"'
+            if pool.status:
+                info += f',status="{_escape(pool.status)}"'
+            self.pool_info.append("miner_pool_info" + ptail[:-2] + "," + info + "} 1")
+
+
 def render(devices: Sequence[Device], meters: Iterable[dict[str, Any]],
-           internal: Iterable[Metric]) -> bytes:
-    """The page for these devices, meters and self-metrics (pure: any thread may call it)."""
+           internal: Iterable[Metric], *, by_metrics: bool = False) -> bytes:
+    """The page for these devices, meters and self-metrics (pure: any thread may call it).
+    ``by_metrics`` renders the miners through their metrics (the reference the fast path is
+    tested against)."""
     page = _Page()
+    miners = _Miners(page)
     for device in devices:
         reading = device.reading
         if device.state == "ok" and reading is not None:
-            for metric in reading_metrics(device, reading):
-                page.add(metric)
+            if by_metrics:
+                for metric in reading_metrics(device, reading):
+                    page.add(metric)
+            else:
+                miners.add(device, reading)
         else:
             page.add(failure_metric(device, 0))
     for meter in meters:

@@ -373,7 +373,7 @@ class DiskBuffer:
             raise DiskBufferError(f"cannot use {directory}: {exc.strerror or exc}") from None
         ack_path = directory / "ack"
         acked = read_ack(ack_path)
-        ack_lost = acked < 0 and ack_path.exists()
+        ack_lost = acked < 0 and ack_path.exists() and ack_path.stat().st_size > 0
         cuts: list[str] = []
         segments: list[Segment] = []
         for path in sorted(directory.glob("*.seg")):

@@ -205,3 +205,28 @@ def test_the_contrib_examples_are_valid(tmp_path):
         example.replace("/etc/prometheus/webbo.token", str(token)))
     checked = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def test_the_fast_miner_path_writes_what_the_metrics_say():
+    """The page renders polled miners straight from their readings; the same lines as their
+    docs/metrics.md metrics would give (names, labels, values), escapes included."""
+    from ui_helpers import fake_devices
+
+    from webbo.agent.fleet.model import BoardReading, PoolReading
+    from webbo.web.exposition import render
+
+    devices = fake_devices(400)
+    odd = next(d for d in devices if d.state == "ok" and d.reading is not None)
+    odd.group, odd.model = 'room "A"\\1', "S19\nPro"
+    odd.reading.boards.append(BoardReading(index=7, chips=120, frequency_mhz=float("nan")))
+    odd.reading.pools.append(PoolReading(index=1, url="stratum+tcp://x:1", user="", status="Dead",
+                                         accepted=3))
+
+    def lines(by_metrics: bool) -> list[str]:
+        page = render(devices, [], [], by_metrics=by_metrics).decode()
+        return sorted(line for line in page.splitlines() if not line.startswith("#"))
+
+    fast, reference = lines(False), lines(True)
+    assert fast == reference
+    assert any('group="room \\"A\\"\\\\1"' in line and 'model="S19\\nPro"' in line
+               for line in fast)
