@@ -131,6 +131,35 @@ def disk_size(folder: Path) -> int:
 # -- 2. append and replay -------------------------------------------------------------------
 
 
+async def buffer_path_cpu(metrics: list[Metric], folder: Path) -> dict[str, float]:
+    """CPU (every thread) to take one cycle's metrics through each kind of buffer to the
+    bytes an InfluxDB 1.x output sends, lines built from scratch in both."""
+    from webbo.agent.core.buffer import MetricBuffer
+
+    async def through(buffer) -> float:
+        for m in metrics:
+            m._line = m._line_u = None
+        started = time.process_time()
+        for m in metrics:
+            buffer.add(m)
+        while True:
+            batch, last = await buffer.read(5000)
+            if last < 0:
+                break
+            to_lines(batch, False)
+            buffer.ack(last)
+        if isinstance(buffer, DiskBuffer):
+            await buffer.close()
+        return time.process_time() - started
+
+    disk = DiskBuffer(folder, 8 << 30, limit=10**8, flush_interval=10.0, label="bench")
+    disk.start()
+    await disk.opened()
+    memory_s = await through(MetricBuffer(10**8))
+    disk_s = await through(disk)
+    return {"memory": memory_s, "disk": disk_s}
+
+
 async def disk_append_replay(metrics: list[Metric], repeat: int, folder: Path) -> dict:
     buffer = DiskBuffer(folder, 8 << 30, limit=10**8, flush_interval=10.0, label="bench")
     buffer.start()
@@ -255,6 +284,9 @@ async def replay_into_influx(metrics: list[Metric], repeat: int, folder: Path, u
 async def prometheus_page(agent: Agent) -> dict:
     fleet = agent.service(MinerFleet)
     assert fleet is not None
+    for runner in agent.inputs:  # measure the page's own effect on the loop
+        await runner.stop()
+    await drain(agent)
     devices = fleet.inventory.devices()
     internal = agent.internal_metrics()
     times = []
@@ -263,6 +295,8 @@ async def prometheus_page(agent: Agent) -> dict:
         started = time.perf_counter()
         page = render(devices, [], internal)
         times.append(time.perf_counter() - started)
+        del page
+    page = render(devices, [], internal)
     samples = sum(1 for line in page.split(b"\n") if line and not line.startswith(b"#"))
     # Through the web's renderer (a worker thread), with a ticker on the loop.
     stalls: list[float] = []
@@ -283,6 +317,15 @@ async def prometheus_page(agent: Agent) -> dict:
     threaded = time.perf_counter() - started
     done.set()
     await tick
+    # The same time without rendering: what the loop shows by itself.
+    base: list[float] = []
+    last = time.perf_counter()
+    quiet = time.perf_counter() + threaded
+    while time.perf_counter() < quiet:
+        await asyncio.sleep(0.01)
+        now = time.perf_counter()
+        base.append(now - last - 0.01)
+        last = now
     # The same on the loop, for comparison (what rendering in the handler would cost).
     stalls_inline: list[float] = []
     done_inline = asyncio.Event()
@@ -305,6 +348,7 @@ async def prometheus_page(agent: Agent) -> dict:
     return {"devices": len(devices), "render_s": min(times), "bytes": len(page),
             "samples": samples, "threaded_s": threaded,
             "max_stall_ms": 1000 * max(stalls or [0.0]),
+            "base_stall_ms": 1000 * max(base or [0.0]),
             "inline_stall_ms": 1000 * max(stalls_inline or [0.0]), **client}
 
 
@@ -389,6 +433,13 @@ async def run(devices: list[dict], args: argparse.Namespace, influx: InfluxDB1) 
 
     print(f"\n2. append and replay ({len(captured)} metrics per cycle x {args.repeat})")
     with tempfile.TemporaryDirectory(prefix="webbo-bench-buf-") as tmp:
+        paths = [await buffer_path_cpu(captured, Path(tmp) / f"cpu{i}") for i in range(3)]
+        memory_s = min(p["memory"] for p in paths)
+        disk_s = min(p["disk"] for p in paths)
+        print(f"  one cycle through the buffer to the bytes sent (CPU, best of 3): memory "
+              f"{memory_s:.3f} s, disk {disk_s:.3f} s: the disk adds {disk_s - memory_s:.3f} s "
+              f"a cycle = {100 * (disk_s - memory_s) / best['memory']:+.1f}% of the poll CPU "
+              f"({best['memory']:.2f} s a cycle with the memory ring)")
         disk = await disk_append_replay(captured, args.repeat, Path(tmp) / "seg")
         n, mb = disk["count"], disk["disk_bytes"] / 1e6
         print(f"  segments: append {rate(n, disk['append_s'])} lines/s "
@@ -416,8 +467,8 @@ async def run(devices: list[dict], args: argparse.Namespace, influx: InfluxDB1) 
     print(f"  hand-written: {page['render_s']:.3f} s, {page['bytes'] / 1e6:.1f} MB, "
           f"{page['samples']} samples; through the web's worker thread "
           f"{page['threaded_s']:.3f} s, longest event-loop stall meanwhile "
-          f"{page['max_stall_ms']:.0f} ms (rendering on the loop: "
-          f"{page['inline_stall_ms']:.0f} ms)")
+          f"{page['max_stall_ms']:.0f} ms (none rendering: {page['base_stall_ms']:.0f} ms; "
+          f"rendering on the loop instead: {page['inline_stall_ms']:.0f} ms)")
     if page.get("client_s") is not None:
         print(f"  prometheus-client (custom collector + generate_latest): "
               f"{page['client_s']:.3f} s, {page['client_bytes'] / 1e6:.1f} MB "

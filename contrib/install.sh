@@ -14,7 +14,8 @@
 #   * /opt/webbo/venv with WebboMonitor and its dependencies (upgraded in place);
 #   * /etc/webbo/webbo.toml from the sample (scans nothing; listens on port 80 of all
 #     interfaces; state in /var/lib/webbo) — never overwritten once it exists;
-#   * /var/lib/webbo (0700, webbo) for users, API keys, the inventory and the audit log;
+#   * /var/lib/webbo (0700, webbo) for users, API keys, the inventory, the audit log and the
+#     outputs' disk buffers (the config turns them on: buffer = "disk");
 #   * /etc/systemd/system/webbo.service, enabled and (re)started;
 #   * /usr/local/bin/webbo for the administrator (webbo status, webbo user set-password, ...).
 set -euo pipefail
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
         --root) ROOT="$(cd "$2" && pwd)"; shift 2 ;;
         --source) SOURCE="$2"; shift 2 ;;
         --no-start) START=0; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
 done
@@ -112,6 +113,12 @@ web = doc["web"]
 # The manual's http://<server>/: port 80 on every interface; state in /var/lib/webbo.
 web["listen"] = "0.0.0.0:80"
 web["state_dir"] = "/var/lib/webbo"
+# Outputs keep what their server has not taken on disk (/var/lib/webbo/buffers/<output>):
+# an outage, a restart or a power cut loses nothing (docs/deploy.md, "Outages").
+for tables in doc.get("outputs", {}).values():
+    for table in tables:
+        table["buffer"] = "disk"
+        table["buffer_max_bytes"] = "1GB"
 with open(target, "w", encoding="utf-8") as handle:
     handle.write(tomlkit.dumps(doc))
 PY

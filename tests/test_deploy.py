@@ -84,6 +84,7 @@ def test_installed_config_is_the_sample_listening_on_port_80(installed):
     assert data["web"]["listen"] == "0.0.0.0:80"
     assert data["web"]["state_dir"] == "/var/lib/webbo"
     assert data["network"] == {}  # scans nothing
+    assert [t["buffer"] for t in data["outputs"]["influxdb"]] == ["disk"]  # loses nothing
     assert "# Every option is shown here" in text  # the sample's comments are kept
     webbo = installed / "opt/webbo/venv/bin/webbo"
     check = subprocess.run([str(webbo), "config", "check", "-c", str(config)],

@@ -31,7 +31,7 @@ from webbo.agent.fleet.inventory import Device
 from webbo.agent.fleet.metrics import failure_metric, reading_metrics
 from webbo.agent.fleet.model import Reading
 
-__all__ = ["CONTENT_TYPE", "Exposition", "render"]
+__all__ = ["CONTENT_TYPE", "Exposition", "render", "render_chunks"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LEFT_OUT = frozenset({"errors", "error"})
@@ -118,16 +118,22 @@ class _Page:
             self.family(f"{measurement}_info").append(
                 f"{measurement}_info{{{labels},{','.join(strings)}}} 1")
 
-    def text(self) -> str:
-        parts: list[str] = []
-        for name, lines in self.families.items():
+    def chunks(self) -> list[bytes]:
+        """The page as one encoded block per family; each family's lines are freed as soon as
+        they are encoded (at 10,000 miners the lines are ~60 MB of small strings, the page
+        ~45 MB: this way the peak is not their sum twice over)."""
+        chunks: list[bytes] = []
+        families = self.families
+        for name in list(families):
+            lines = families.pop(name)
             if not lines:
                 continue
             help_text = HELP.get(name) or f"{name} (see docs/metrics.md)"
-            parts.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
-            parts.append("\n".join(lines))
-            parts.append("\n")
-        return "".join(parts)
+            lines.append("")
+            chunks.append((f"# HELP {name} {help_text}\n# TYPE {name} gauge\n"
+                           + "\n".join(lines)).encode())
+            del lines
+        return chunks
 
 
 def _number(value: FieldValue, kind: type) -> str | None:
@@ -254,9 +260,15 @@ class _Miners:
 
 def render(devices: Sequence[Device], meters: Iterable[dict[str, Any]],
            internal: Iterable[Metric], *, by_metrics: bool = False) -> bytes:
-    """The page for these devices, meters and self-metrics (pure: any thread may call it).
-    ``by_metrics`` renders the miners through their metrics (the reference the fast path is
-    tested against)."""
+    """The page for these devices, meters and self-metrics, in one piece."""
+    return b"".join(render_chunks(devices, meters, internal, by_metrics=by_metrics))
+
+
+def render_chunks(devices: Sequence[Device], meters: Iterable[dict[str, Any]],
+                  internal: Iterable[Metric], *, by_metrics: bool = False) -> list[bytes]:
+    """The page for these devices, meters and self-metrics, a block per family (pure: any
+    thread may call it). ``by_metrics`` renders the miners through their metrics (the
+    reference the fast path is tested against)."""
     page = _Page()
     miners = _Miners(page)
     for device in devices:
@@ -273,7 +285,7 @@ def render(devices: Sequence[Device], meters: Iterable[dict[str, Any]],
         page.add(_meter_metric(meter))
     for metric in internal:
         page.add(metric)
-    return page.text().encode()
+    return page.chunks()
 
 
 class Exposition:
@@ -281,17 +293,19 @@ class Exposition:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self._page = b""
+        self._page: list[bytes] = []
         self._made_at = -REUSE_FOR
-        self._rendering: asyncio.Future[bytes] | None = None
+        self._rendering: asyncio.Future[list[bytes]] | None = None
         self.last_render_s = 0.0
 
-    async def page(self) -> bytes:
+    async def page(self) -> list[bytes]:
+        """The page as blocks (stream them; joining would copy ~45 MB at 10,000 miners)."""
         if time.monotonic() - self._made_at < REUSE_FOR:
             return self._page
         if self._rendering is not None:
             return await asyncio.shield(self._rendering)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._page = []  # the old page's memory goes before the new one is made
+        future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
         self._rendering = future
         try:
             fleet = self.agent.service(MinerFleet)
@@ -300,7 +314,7 @@ class Exposition:
             meters = backend.meters() if backend is not None else []
             internal = self.agent.internal_metrics()
             started = time.perf_counter()
-            self._page = await asyncio.to_thread(render, devices, meters, internal)
+            self._page = await asyncio.to_thread(render_chunks, devices, meters, internal)
             self.last_render_s = time.perf_counter() - started
             self._made_at = time.monotonic()
             future.set_result(self._page)

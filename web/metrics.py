@@ -24,6 +24,7 @@ import structlog
 import uvicorn
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
+from litestar.response import Stream
 
 from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import Config
@@ -67,7 +68,7 @@ def exposition_of(app: Litestar, agent: Agent) -> Exposition:
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics_page(request: Request[Any, Any, Any]) -> Response[bytes | str]:
+async def metrics_page(request: Request[Any, Any, Any]) -> Response[str] | Stream:
     """The fleet, the meters and the agent's own figures in Prometheus's text format."""
     agent: Agent = request.app.state["agent"]
     if not agent.config.web.metrics:
@@ -79,7 +80,8 @@ async def metrics_page(request: Request[Any, Any, Any]) -> Response[bytes | str]
                         media_type="text/plain",
                         headers={**_NO_STORE, "WWW-Authenticate": 'Bearer realm="webbo"'})
     page = await exposition_of(request.app, agent).page()
-    return Response(page, media_type=CONTENT_TYPE, headers=_NO_STORE)
+    return Stream(iter(page), media_type=CONTENT_TYPE,
+                  headers={**_NO_STORE, "Content-Length": str(sum(map(len, page)))})
 
 
 def metrics_app(agent: Agent, exposition: Exposition | None = None) -> Litestar:

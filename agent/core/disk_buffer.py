@@ -48,6 +48,7 @@ from webbo.agent.core.metric import Metric
 from webbo.agent.core.segments import (
     FILE_HEADER,
     Segment,
+    encode_lines,
     encode_record,
     read_ack,
     read_records,
@@ -423,15 +424,14 @@ class DiskBuffer:
         """Append ``lines`` as records; returns how many were written and the error that
         stopped it ("" when all were)."""
         now_ns = time.time_ns()
-        encoded = [(line + "\n").encode() if line else b"" for line in lines]
         written = 0
-        for start in range(0, len(encoded), RECORD_METRICS):
-            part = encoded[start:start + RECORD_METRICS]
+        for start in range(0, len(lines), RECORD_METRICS):
+            lengths, data = encode_lines(lines[start:start + RECORD_METRICS])
             try:
-                self._append(part, now_ns)
+                self._append(lengths, data, now_ns)
             except OSError as exc:
                 return written, f"{exc.strerror or exc} ({self.directory})"
-            written += len(part)
+            written += len(lengths)
         if self._dirty_since is None:
             self._dirty_since = time.monotonic()
         self._enforce_bound()
@@ -440,11 +440,12 @@ class DiskBuffer:
                 self._sync()
         return written, ""
 
-    def _append(self, part: list[bytes], now_ns: int) -> None:
+    def _append(self, lengths: list[int], data: bytes, now_ns: int) -> None:
         segment = self._segments[-1] if self._segments else None
         if segment is None or self._fd is None or segment.size >= self.segment_bytes:
             segment = self._new_segment()
-        record = encode_record(self._next_seq, now_ns, part)
+        record = encode_record(self._next_seq, now_ns, lengths, data)
+        count = len(lengths)
         assert self._fd is not None
         try:
             done = os.write(self._fd, record)
@@ -459,10 +460,10 @@ class DiskBuffer:
             segment.first_added_ns = now_ns
         segment.records += 1
         segment.size += len(record)
-        segment.next_seq = self._next_seq + len(part)
-        self._next_seq += len(part)
+        segment.next_seq = self._next_seq + count
+        self._next_seq += count
         self._disk_bytes += len(record)
-        self._disk_metrics += len(part)
+        self._disk_metrics += count
 
     def _enforce_bound(self) -> None:
         loop_call = self._loop_call()

@@ -31,8 +31,8 @@ from pathlib import Path
 
 from webbo.agent.core.lines import Chunk
 
-__all__ = ["FILE_HEADER", "RECORD", "Cut", "Segment", "encode_record", "read_ack", "read_records",
-           "scan", "segment_name", "write_ack"]
+__all__ = ["FILE_HEADER", "RECORD", "Cut", "Segment", "encode_lines", "encode_record", "read_ack",
+           "read_records", "scan", "segment_name", "write_ack"]
 
 FILE_HEADER = b"WBSEG\x001\n"
 RECORD = struct.Struct("<IIQqIII")
@@ -76,15 +76,25 @@ class Cut:
     reason: str
 
 
-def encode_record(first_seq: int, added_ns: int, lines: list[bytes]) -> bytes:
-    """One record of ``lines`` (each ending in a newline, or empty for an unwritable metric)."""
-    lengths = array("I", map(len, lines))
+def encode_lines(lines: list[str]) -> tuple[list[int], bytes]:
+    """Each line's byte length (with its newline; 0 for an unwritable metric's "") and the
+    lines as one block. ASCII text (the usual case) is encoded in one piece."""
+    text = "\n".join(lines) + "\n"
+    if text.isascii() and all(lines):
+        return [len(line) + 1 for line in lines], text.encode()
+    encoded = [(line + "\n").encode() if line else b"" for line in lines]
+    return [len(e) for e in encoded], b"".join(encoded)
+
+
+def encode_record(first_seq: int, added_ns: int, lengths: list[int], data: bytes) -> bytes:
+    """One record of metrics whose lines (each ending in a newline; none for an unwritable
+    metric) are ``data``, ``lengths[i]`` bytes each."""
+    index = array("I", lengths)
     if not _LITTLE:
-        lengths.byteswap()
-    data = b"".join(lines)
-    payload = lengths.tobytes() + data
+        index.byteswap()
+    payload = index.tobytes() + data
     flags = FLAG_MAYBE_UINT if _UINT_FIELD.search(data) else 0
-    head = RECORD.pack(RECORD_MAGIC, len(lines), first_seq, added_ns, len(payload), flags, 0)
+    head = RECORD.pack(RECORD_MAGIC, len(lengths), first_seq, added_ns, len(payload), flags, 0)
     crc = zlib.crc32(payload, zlib.crc32(head[:-4]))
     return head[:-4] + crc.to_bytes(4, "little") + payload
 

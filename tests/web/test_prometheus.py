@@ -10,10 +10,11 @@ import subprocess
 import time
 
 import aiohttp
+import pytest
 from api_helpers import stack
 from minerfarm import block, family
 from project import ROOT
-from servers import PROMTOOL, Prometheus, free_port
+from servers import PROMTOOL, Prometheus, free_port, servers_available
 
 from webbo.agent.core.contract import SimOptions
 from webbo.web.metrics import MetricsServer
@@ -86,6 +87,8 @@ async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str
 
 
 async def test_prometheus_scrapes_miners_and_meters_with_their_labels(tmp_path, registry):
+    if not servers_available()["prometheus"]:
+        pytest.fail("prometheus is not installed; run the README's test command (it installs it)")
     net = block()
     ips = [f"{net}{i}" for i in range(1, 6)]
     meters = await registry.simulators["mercury"].start(0, SimOptions(extra={"meters": METERS}))
