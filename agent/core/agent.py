@@ -381,7 +381,13 @@ class Agent:
             inherited = buffers.get(inst.name, [])
             buffer = None
             if inherited:
-                buffer = await adopt_buffer(inherited.pop(0), BufferSettings.of(inst, config))
+                previous = inherited.pop(0)
+                try:
+                    buffer = await adopt_buffer(previous, BufferSettings.of(inst, config))
+                except Exception:
+                    log.exception("buffer hand-over failed; the new output starts empty",
+                                  output=inst.label)
+                    inherited.insert(0, previous)
             runner = self._make_output(inst, config, buffer)
             if runner is None:
                 if buffer is not None:

@@ -148,8 +148,9 @@ class MetricBuffer:
     def describe(self) -> dict[str, Any]:
         return {"buffer": "memory"}
 
-    async def take_all(self) -> list[Metric]:
-        """Every buffered metric, oldest first, emptying the buffer (a switch to the disk)."""
+    async def take_all(self, limit: int | None = None) -> list[Metric]:
+        """Every buffered metric, oldest first, emptying the buffer (a switch to the disk).
+        (``limit`` is for the disk buffer's; a ring holds no more than its own.)"""
         items = [m for _, m in self._items]
         self._items.clear()
         return items

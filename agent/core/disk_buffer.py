@@ -128,6 +128,9 @@ class DiskBuffer:
         self._disk_metrics = 0
         """Unacknowledged metrics in the segments."""
         self._disk_bytes = 0
+        self._loaded: deque[Chunk] = deque()
+        """Records the thread has read for the loop (handed over even if the read that asked
+        for them was cancelled, so the read position and the head never disagree)."""
         # Loop-owned.
         self._head: deque[Chunk] = deque()
         self._inflight: tuple[int, int] | None = None
@@ -242,14 +245,11 @@ class DiskBuffer:
         if await self.opened() is None:
             return [], -1
         await self._write_pending()
+        self._take_loaded()
         have = self._head_count()
         if have < count and self._disk_metrics > have:
-            chunks: list[Chunk] = await self._run(self._load, count - have)
-            if self._head:  # a read position reset after a deletion may read some again
-                tail = self._head[-1].last_seq
-                chunks = [c for c in chunks if c.first_seq > tail]
-            self._head.extend(chunks)
-            self._trim_head()
+            await self._run(self._load, count - have)
+            self._take_loaded()
         taken: list[Chunk] = []
         need = count
         for chunk in self._head:
@@ -266,6 +266,15 @@ class DiskBuffer:
         self._inflight = (taken[0].first_seq, taken[-1].last_seq)
         self._inflight_dropped = 0
         return LineBatch(taken), taken[-1].last_seq
+
+    def _take_loaded(self) -> None:
+        loaded, head = self._loaded, self._head
+        while loaded:
+            chunk = loaded.popleft()
+            # a read position reset after a deletion may read some again
+            if not head or chunk.first_seq > head[-1].last_seq:
+                head.append(chunk)
+        self._trim_head()
 
     def _head_count(self) -> int:
         acked = self._acked
@@ -289,7 +298,7 @@ class DiskBuffer:
         self._acked = last_seq
         self._disk_metrics -= max(0, last_seq + 1 - max(first, self._floor))
         self._trim_head()
-        if not self._ack_queued:
+        if not self._ack_queued and not self._closed:
             self._ack_queued = True
             asyncio.get_running_loop().run_in_executor(self._pool, self._persist_ack)
         return removed
@@ -350,10 +359,20 @@ class DiskBuffer:
         self._pending.clear()
         return pending
 
-    async def take_all(self) -> list[Metric]:
-        """Everything buffered, as metrics, oldest first, emptying the folder (a switch to the
-        memory ring)."""
+    async def take_all(self, limit: int | None = None) -> list[Metric]:
+        """Everything buffered (the newest ``limit`` of it), as metrics, oldest first, emptying
+        the folder (a switch to the memory ring). Older ones beyond ``limit`` are dropped,
+        counted and reported."""
         await self._write_pending()
+        skip = 0 if limit is None else max(0, len(self) - limit)
+        while skip > 0:
+            batch, last = await self.read(min(skip, 50_000))
+            if last < 0:
+                break
+            skip -= self.ack(last)
+            self.dropped += len(batch)
+            if self.on_drop is not None:
+                self.on_drop(len(batch), None)
         batch, last = await self.read(max(1, len(self)))
         metrics = list(batch)
         if last >= 0:
@@ -493,9 +512,9 @@ class DiskBuffer:
 
         return call
 
-    def _load(self, count: int) -> list[Chunk]:
-        """Up to about ``count`` metrics (or READ_BYTES) of records from the read position."""
-        chunks: list[Chunk] = []
+    def _load(self, count: int) -> None:
+        """Up to about ``count`` metrics (or READ_BYTES) of records from the read position,
+        into :attr:`_loaded`."""
         have = 0
         while have < count and self._read_at is not None:
             path, offset = self._read_at
@@ -510,7 +529,11 @@ class DiskBuffer:
                     break
                 self._read_at = (self._segments[index + 1].path, len(FILE_HEADER))
                 continue
-            got, offset, reason = read_records(path, offset, READ_BYTES)
+            try:
+                got, offset, reason = read_records(path, offset, READ_BYTES)
+            except OSError as exc:  # gone or unreadable: what it held is lost, say so
+                self._unreadable(segment, exc)
+                continue
             if reason:
                 self.log.error("disk buffer: damaged record; the rest of the segment is "
                                "skipped", segment=path.name, offset=offset, reason=reason)
@@ -518,9 +541,29 @@ class DiskBuffer:
             self._read_at = (path, offset)
             for chunk in got:
                 if chunk.last_seq >= self._floor:
-                    chunks.append(chunk)
+                    self._loaded.append(chunk)
                     have += len(chunk)
-        return chunks
+
+    def _unreadable(self, segment: Segment, exc: OSError) -> None:
+        self.error = f"cannot read {segment.path.name}: {exc.strerror or exc}"
+        self.log.error("disk buffer: a segment cannot be read; its metrics are lost",
+                       segment=str(segment.path), error=str(exc))
+        if self._segments and self._segments[-1] is segment and self._fd is not None:
+            with contextlib.suppress(OSError):  # the next write starts a new segment
+                os.close(self._fd)
+            self._fd = None
+        oldest = bool(self._segments) and self._segments[0] is segment
+        with contextlib.suppress(ValueError):
+            self._segments.remove(segment)
+        self._disk_bytes -= segment.size
+        lost = segment.next_seq - max(segment.first_seq, self._acked + 1, self._floor)
+        if oldest:  # sequence numbers below the floor are gone; later gaps are just gaps
+            self._floor = max(self._floor, segment.next_seq)
+        self._read_at = (self._segments[0].path, len(FILE_HEADER)) if self._segments else None
+        if lost > 0:
+            self._disk_metrics -= lost
+            self._loop_call()(self._dropped_segment, segment.first_seq, segment.next_seq, lost,
+                              None)
 
     def _persist_ack(self) -> None:
         self._ack_queued = False

@@ -97,7 +97,7 @@ async def adopt_buffer(previous: OutputBuffer, settings: BufferSettings) -> Outp
                  new=str(settings.directory))
         return settings.make()
     successor = settings.make()
-    metrics = await previous.take_all()  # type: ignore[attr-defined]
+    metrics = await previous.take_all(settings.limit)  # type: ignore[attr-defined]
     for metric in metrics:
         successor.add(metric)
     await previous.close()
@@ -175,14 +175,18 @@ class OutputRunner:
         self.buffer.start()
         self._task = asyncio.create_task(self._loop(), name=f"output {self.inst.label}")
 
-    async def _usable_buffer(self) -> None:
-        """A disk buffer whose folder cannot be used gives way to a memory ring (logged), so
-        metrics still flow."""
+    async def _usable_buffer(self, failing: bool = False) -> None:
+        """A disk buffer whose folder cannot be used (or that cannot write and has nothing left
+        to send: ``failing``) gives way to a memory ring (logged), so metrics still flow. What
+        it already holds stays in its folder, sent at the next start."""
         buffer = self.buffer
-        if not isinstance(buffer, DiskBuffer) or await buffer.opened() is not None:
+        if not isinstance(buffer, DiskBuffer):
             return
+        if not failing and await buffer.opened() is not None:
+            return
+        pending = int(buffer.describe()["buffer_pending"])
         self.log.error("disk buffer unusable; buffering in memory instead", error=buffer.error,
-                       limit=self.settings.limit)
+                       limit=self.settings.limit, kept_on_disk=len(buffer) - pending)
         ring = MetricBuffer(self.settings.limit)
         ring.on_drop = self.drops.dropped
         for metric in await buffer.take_pending():
@@ -235,6 +239,9 @@ class OutputRunner:
             size = self._split or self.batch_size
             batch, last_seq = await self.buffer.read(size)
             if last_seq < 0:
+                if isinstance(self.buffer, DiskBuffer) and self.buffer.error:
+                    await self._usable_buffer(failing=True)
+                    continue
                 break
             started = time.perf_counter()
             try:

@@ -240,3 +240,30 @@ def test_backoff_never_exceeds_the_flush_interval_unless_the_server_asks(tmp_pat
     assert waits[0] == 0.5 and max(waits) == 2.0
     runner._retry_after = 7.0
     assert runner._backoff() == 7.0  # Retry-After is honoured
+
+
+async def test_a_disk_that_fails_under_the_buffer_gives_way_to_memory(tmp_path, registry,
+                                                                      influx_db):
+    """The buffer's folder disappears (a disk that fails): the output says so, switches to a
+    memory ring and keeps writing; polling never stops."""
+    server, db = influx_db
+    path = write(tmp_path / "webbo.toml",
+                 config(tmp_path, server.url, db, series="vanish", count=500,
+                        extra='buffer_max_bytes = "1MB"'))
+    with structlog.testing.capture_logs() as logs:
+        agent = Agent(registry, load_config(path, registry))
+        await agent.start(watch=False, signals=False)
+        try:
+            runner = agent.outputs[0]
+            assert await wait_for(lambda: runner.stats.written >= 2000)
+            folder = runner.buffer.directory
+            await asyncio.to_thread(shutil.rmtree, folder)
+            assert await wait_for(lambda: not isinstance(agent.outputs[0].buffer, DiskBuffer),
+                                  30)
+            written = agent.outputs[0].stats.written
+            assert await wait_for(lambda: agent.outputs[0].stats.written >= written + 3000, 30)
+        finally:
+            await agent.stop()
+    assert any(e["event"] == "disk buffer unusable; buffering in memory instead" for e in logs)
+    got = seqs(server, db, "vanish")
+    assert len(got) == len(set(got)) and len(got) >= 5000
