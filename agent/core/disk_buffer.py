@@ -188,9 +188,8 @@ class DiskBuffer:
     async def _tick(self) -> None:
         opened = await self.opened()
         if opened is None:
-            self.log.error("disk buffer unusable; metrics stay in memory until it is fixed",
-                           error=self.error)
-        elif opened.metrics or opened.cut or opened.ack_lost:
+            return  # the output's runner says so and buffers in memory instead
+        if opened.metrics or opened.cut or opened.ack_lost:
             self._report_open(opened)
         while not self._closed:
             await asyncio.sleep(WRITE_EVERY)
@@ -566,6 +565,12 @@ class DiskBuffer:
                               None)
 
     def _persist_ack(self) -> None:
+        try:
+            self._write_ack()
+        except OSError as exc:  # the next ack tries again; a restart may send some twice
+            self.error = f"cannot write the ack mark: {exc.strerror or exc}"
+
+    def _write_ack(self) -> None:
         self._ack_queued = False
         acked = self._acked
         if acked == self._written_ack or self._ack_fd is None:
@@ -592,8 +597,13 @@ class DiskBuffer:
         self._dirty_since = None
 
     def _close(self) -> None:
-        self._persist_ack()
-        self._sync()
+        try:
+            self._write_ack()
+            self._sync()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
         for name in ("_fd", "_ack_fd", "_lock_fd"):
             fd = getattr(self, name)
             if fd is not None:
