@@ -28,11 +28,12 @@ import msgspec
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from webbo.agent.cluster import subjects as subj
-from webbo.agent.cluster.config import HubSection
+from webbo.agent.cluster.config import SITE_NAME, HubSection
 from webbo.agent.cluster.connect import connect_forever
 from webbo.agent.cluster.view import SiteView
 from webbo.agent.cluster.wire import (
@@ -60,6 +61,7 @@ __all__ = ["HubSession", "SiteSilent", "SiteUnreachable"]
 ASK_EVERY = 5.0
 """Least time between two snapshot (or network) requests to one site."""
 FETCH_BATCH = 256
+MAX_SITES = 10_000
 ABANDONED = 1000
 
 
@@ -123,6 +125,8 @@ class HubSession:
         self.stats = HubStats()
         self.pending: dict[tuple[str, str], Pending] = {}
         self.abandoned: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        self.subs: dict[str, list[Subscription]] = {}
+        self.plain: dict[str, list[Subscription]] = {}
         self._task: asyncio.Task[None] | None = None
         self._helpers: set[asyncio.Task[Any]] = set()
 
@@ -190,6 +194,54 @@ class HubSession:
     async def _on_reconnect(self) -> None:
         self.stats.connected = True
         log.info("hub link back", hub=self.section.name)
+        if self.nc is not None:
+            await self.nc.publish(subj.DISCOVER, b"{}")
+
+    # -- which sites the hub listens to ----------------------------------------------------------
+
+    async def _on_hello(self, msg: Msg) -> None:
+        try:
+            site = str(msgspec.json.decode(msg.data, type=dict[str, str]).get("site", ""))
+        except msgspec.MsgspecError:
+            site = ""
+        if not SITE_NAME.match(site):
+            self.stats.bad_messages += 1
+            log.warning("hello with a bad site name ignored", data=msg.data[:100])
+            return
+        await self._listen(site)
+
+    async def _listen(self, site: str) -> None:
+        """Subscribe to one site's subjects (by name: see :mod:`..subjects`)."""
+        nc = self.nc
+        if nc is None or site in self.subs:
+            return
+        if len(self.subs) >= MAX_SITES:
+            log.error("too many site names; not listening to more", site=site, limit=MAX_SITES)
+            return
+        handlers = {subj.HEARTBEAT: self._on_heartbeat, subj.INVENTORY: self._on_inventory,
+                    subj.METERS: self._on_meters, subj.TASKS: self._on_task_event}
+        subs = [await nc.subscribe(subj.subject(site, kind), cb=handler)
+                for kind, handler in handlers.items()]
+        subs.append(await nc.subscribe(f"{subj.PREFIX}.{site}.{subj.REPLY}.{self.hub.hub_id}.>",
+                                       cb=self._on_reply))
+        self.subs[site] = subs
+        log.info("listening to a site", site=site)
+
+    async def _plain_state(self, site: str, wanted: bool) -> None:
+        """State and alerts as plain messages, for a site without a stream (with one, they are
+        read from the stream: the plain copies would only double the link's traffic)."""
+        nc, held = self.nc, self.plain.get(site)
+        if nc is None or wanted == (held is not None):
+            return
+        if held is not None:
+            del self.plain[site]
+            for sub in held:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            return
+        self.plain[site] = [
+            await nc.subscribe(subj.subject(site, subj.STATE), cb=self._on_state),
+            await nc.subscribe(subj.subject(site, subj.ALERTS), cb=self._on_alert)]
 
     async def _run(self) -> None:
         nc = await connect_forever(
@@ -199,14 +251,12 @@ class HubSession:
         self.nc = nc
         self.stats.connected = True
         log.info("hub link up", hub=self.section.name, servers=list(self.section.urls))
-        handlers = {subj.HEARTBEAT: self._on_heartbeat, subj.INVENTORY: self._on_inventory,
-                    subj.STATE: self._on_state, subj.ALERTS: self._on_alert,
-                    subj.METERS: self._on_meters, subj.TASKS: self._on_task_event}
-        for kind, handler in handlers.items():
-            await nc.subscribe(subj.wildcard(kind), cb=handler)
-        await nc.subscribe(f"{subj.PREFIX}.*.{subj.REPLY}.{self.hub.hub_id}.>", cb=self._on_reply)
+        await nc.subscribe(subj.HELLO, cb=self._on_hello)
+        for site in list(self.hub.fleet.sites):
+            await self._listen(site)
         await asyncio.sleep(0)
         await nc.flush()
+        await nc.publish(subj.DISCOVER, b"{}")
         while True:
             await asyncio.sleep(1.0)
             self.hub.fleet.check_stale(float(self.section.stale_after), time.time())
@@ -235,18 +285,21 @@ class HubSession:
         view, beat = decoded
         self.stats.heartbeats += 1
         now = time.time()
+        reload = self.hub.fleet.wants_snapshot(view, beat, now)
         self.hub.fleet.heartbeat(view, beat, now)
         for pending in self.pending.values():
             if pending.site == view.name and pending.accepted:
                 pending.last_news = time.monotonic()
         if beat.leaving:
             return
-        if beat.instance != view.instance or beat.inventory_rev != view.rev:
+        if reload:
+            view.wanted = beat.instance
             self._ask_snapshot(view, "inventory revision differs")
         if beat.network_rev != view.network_rev and now - view.network_asked > ASK_EVERY:
             view.network_asked = now
             self._spawn(self.refresh_network(view.name))
         self._ensure_consumer(view, beat)
+        await self._plain_state(view.name, not beat.stream)
 
     def _ask_snapshot(self, view: SiteView, reason: str) -> None:
         now = time.time()
@@ -293,6 +346,7 @@ class HubSession:
             return
         self.stats.alerts += 1
         view.alerts += 1
+        view.recent.append(body.seq)
         self.hub.record_alert(view.name, body)
 
     def _plain(self, msg: Msg) -> SiteView | None:

@@ -147,8 +147,7 @@ class SiteLink:
         """Queue an alert event for the hub (quick; never raises): sent in order, kept in the
         site's stream while the hub is away."""
         try:
-            self.seq += 1
-            self.alerts.append(AlertMsg(instance=self.instance, seq=self.seq, time=time.time(),
+            self.alerts.append(AlertMsg(instance=self.instance, seq=0, time=time.time(),
                                         alert=dict(alert)))
         except Exception:
             log.exception("alert not queued")
@@ -249,6 +248,16 @@ class SiteSession:
     async def _on_reconnect(self) -> None:
         self.link.stats.connected = True
         log.info("site link back", site=self.site)
+        await self._hello()
+
+    async def _hello(self) -> None:
+        """Say this site's name on the shared subject (a hub then listens to its subjects)."""
+        if self.nc is not None:
+            await self._publish(self.nc, subj.HELLO, encoder.encode(
+                {"site": self.site, "instance": self.link.instance}))
+
+    async def _on_discover(self, msg: Msg) -> None:
+        await self._hello()
 
     async def _run(self) -> None:
         section = self.section
@@ -268,8 +277,10 @@ class SiteSession:
         await nc.subscribe(subj.subject(site, subj.NETWORK), cb=self._on_network)
         await nc.subscribe(subj.subject(site, subj.SNAPSHOT), cb=self._on_snapshot)
         await nc.subscribe(subj.subject(site, subj.PING), cb=self._on_ping)
+        await nc.subscribe(subj.DISCOVER, cb=self._on_discover)
         await asyncio.sleep(0)
         await nc.flush()
+        await self._hello()
         self.link.listen_to_alerts()
         next_beat = 0.0
         while True:
@@ -365,6 +376,9 @@ class SiteSession:
         alerts = self.link.alerts
         while alerts:
             alert = alerts[0]
+            if not alert.seq:  # numbered when sent: the site's order is the order of sending
+                self.link.seq += 1
+                alert.seq = self.link.seq
             if not await self._publish(nc, subj.subject(self.site, subj.ALERTS),
                                        encoder.encode(alert), self._msg_id(alert.seq)):
                 break
@@ -419,6 +433,8 @@ class SiteSession:
         self._beats += 1
         if self._beats % PING_EVERY == 0:
             await self._check_name(nc)
+        if self._beats < 10 or self._beats % PING_EVERY == 0:
+            await self._hello()
         await self._heartbeat(nc)
         backend = self.link.shared.find(SerialBackend)  # type: ignore[type-abstract]
         if backend is not None:

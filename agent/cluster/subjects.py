@@ -22,6 +22,13 @@ kind              direction                    what
 ``ping``          site → site, request         is another agent using this site's name?
 ``reply.<h>.<i>`` site → hub                   the answer to request ``i`` of hub ``h``
 ================  ===========================  ==============================================
+
+Two subjects are shared by all: ``webbo.hello`` (a site says its name: at start, when a hub asks,
+and now and then) and ``webbo.discover`` (a hub asks every site to say hello). The hub
+subscribes to each site's subjects by name once it has heard its hello, never with a wildcard
+over all sites: a leaf node's permissions pass on only the interest its user could serve, so a
+wildcard subscription of the hub would never reach a site behind a restricted leaf node. A
+false hello only makes the hub listen on subjects that only the real site may publish on.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ NETWORK = "network"
 SNAPSHOT = "snapshot"
 PING = "ping"
 REPLY = "reply"
+
+HELLO = f"{PREFIX}.hello"
+DISCOVER = f"{PREFIX}.discover"
 
 HUB_INBOX = "_INBOX_hub"
 """The hub's inbox prefix (JetStream API answers and pulled messages from the sites' servers):

@@ -15,6 +15,7 @@ heartbeat.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,8 @@ class SiteView:
     """The inventory revision the hub holds (-1: none yet: a snapshot is needed)."""
     instance: str = ""
     """The agent instance whose inventory the hub holds."""
+    wanted: str = ""
+    """The instance whose snapshot the hub asked for (a twin's is not taken)."""
     network: NetworkSection = field(default_factory=NetworkSection)
     network_rev: str = ""
     devices: dict[str, Device] = field(default_factory=dict)
@@ -72,6 +75,9 @@ class SiteView:
     """The last stream sequence applied (a redelivered message is skipped)."""
     state_messages: int = 0
     alerts: int = 0
+    recent: deque[int] = field(default_factory=lambda: deque(maxlen=256))
+    """The site's sequence numbers of the last state and alert messages applied, in the order
+    applied (what arrived after an outage shows here in the site's order)."""
     unknown_macs: int = 0
     last_state: float = 0.0
 
@@ -124,6 +130,18 @@ class HubFleet:
         return view
 
     # -- heartbeats ----------------------------------------------------------------------------
+
+    def wants_snapshot(self, view: SiteView, beat: Heartbeat, now: float) -> bool:
+        """Whether the hub should (re)load the site's inventory from this heartbeat's instance:
+        it holds another revision of it, or nothing, or another instance that has gone silent
+        (a restart). While the instance held is still alive, a new one is a twin (two agents
+        under one name): the hub keeps what it has."""
+        if beat.leaving:
+            return False
+        if beat.instance == view.instance:
+            return beat.inventory_rev != view.rev
+        holder = view.instances.get(view.instance)
+        return holder is None or now - holder.last > 1.5 * beat.interval
 
     def heartbeat(self, view: SiteView, beat: Heartbeat, now: float) -> None:
         """Record a heartbeat: the site is alive (unless it says it is leaving); two live
@@ -214,8 +232,12 @@ class HubFleet:
         """Apply changes or a snapshot part; False when the hub needs a snapshot (it holds
         another revision or another instance than the changes apply to)."""
         if msg.snapshot:
+            if msg.instance != view.wanted:
+                return True  # not the instance asked (two agents under one name)
             return self._snapshot_part(view, msg)
-        if msg.instance != view.instance or msg.base != view.rev:
+        if msg.instance != view.instance:
+            return True  # another instance: its heartbeat decides whether the hub switches
+        if msg.base != view.rev:
             return False
         for info in msg.devices:
             self._add(view, info)
@@ -248,8 +270,11 @@ class HubFleet:
     # -- state ---------------------------------------------------------------------------------
 
     def apply_state(self, view: SiteView, msg: StateMsg) -> None:
+        if view.instance and msg.instance != view.instance:
+            return  # an older run's (replayed), or a twin's
         view.state_messages += 1
         view.last_state = msg.time
+        view.recent.append(msg.seq)
         devices, history, stale = view.devices, self.history, view.stale
         for s in msg.miners:
             device = devices.get(s.mac)

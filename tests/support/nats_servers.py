@@ -26,24 +26,27 @@ def site_permissions(site: str) -> str:
     """What a site agent's user may do when it connects straight to the hub's server: publish
     and subscribe under its own subjects (and its own inbox); create and read its own stream."""
     js = [f"$JS.API.STREAM.{op}.WEBBO_{site}" for op in ("CREATE", "UPDATE", "INFO")]
-    publish = json.dumps([f"webbo.{site}.>", f"_INBOX_{site}.>", *js])
-    subscribe = json.dumps([f"webbo.{site}.>", f"_INBOX_{site}.>"])
+    publish = json.dumps([f"webbo.{site}.>", "webbo.hello", f"_INBOX_{site}.>", *js])
+    subscribe = json.dumps([f"webbo.{site}.>", "webbo.discover", f"_INBOX_{site}.>"])
     return f"{{ publish: {{ allow: {publish} }}, subscribe: {{ allow: {subscribe} }} }}"
 
 
 def leaf_permissions(site: str) -> str:
     """The leaf-node user of a site on the hub's server: what the site's server may send to
     the hub (``publish``) and what the hub's server sends it (``subscribe``)."""
-    publish = json.dumps([f"webbo.{site}.>", "_INBOX_hub.>"])
-    subscribe = json.dumps([f"webbo.{site}.>", f"$JS.{site}.API.>", f"$JS.ACK.WEBBO_{site}.>"])
+    publish = json.dumps([f"webbo.{site}.>", "webbo.hello", "_INBOX_hub.>"])
+    subscribe = json.dumps([f"webbo.{site}.>", "webbo.discover", f"$JS.{site}.API.>",
+                            f"$JS.ACK.WEBBO_{site}.>"])
     return f"{{ publish: {{ allow: {publish} }}, subscribe: {{ allow: {subscribe} }} }}"
 
 
 def hub_config(store: Path, *, port: int, http: int, sites: dict[str, str],
                leafs: dict[str, str] | None = None, leaf_port: int | None = None,
-               domain: str = "") -> str:
+               domain: str = "", leaf_advertise: str = "") -> str:
     """The hub's server: one account with the hub's user, one user per site (``sites``: name →
-    password) and one leaf user per leaf site (``leafs``: name → password)."""
+    password) and one leaf user per leaf site (``leafs``: name → password). A leaf node learns
+    the address the hub advertises and reconnects there: ``leaf_advertise`` makes that the
+    relay standing for the WAN link."""
     users = ['{ user: hub, password: hubpw }']
     users += [f"{{ user: {name}, password: {pw}, permissions: {site_permissions(name)} }}"
               for name, pw in sites.items()]
@@ -68,7 +71,8 @@ accounts {{
 system_account: SYS
 """
     if leaf_port is not None:
-        text += f"leafnodes {{ listen: 127.0.0.1:{leaf_port} }}\n"
+        advertise = f", advertise: \"{leaf_advertise}\"" if leaf_advertise else ""
+        text += f"leafnodes {{ listen: 127.0.0.1:{leaf_port}{advertise} }}\n"
     return text
 
 
