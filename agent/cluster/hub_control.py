@@ -22,11 +22,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from webbo.agent.cluster.hub_link import SiteSilent, SiteUnreachable
+from webbo.agent.cluster.hub_base import HubCore, Requests, SiteSilent, SiteUnreachable
 from webbo.agent.cluster.wire import ControlRequest, encoder
 from webbo.agent.core.audit import redact
 from webbo.agent.core.config import NetworkSection
@@ -36,9 +36,6 @@ from webbo.agent.fleet.driver import WRITE_ACTIONS, Action
 from webbo.agent.fleet.inventory import Device
 from webbo.agent.fleet.pools import PoolSpec
 from webbo.agent.fleet.selectors import Selection, SelectionError, Selector, select
-
-if TYPE_CHECKING:
-    from webbo.agent.cluster.hub import Hub
 
 log = structlog.get_logger("webbo.cluster.hub")
 
@@ -55,7 +52,7 @@ class HubController:
     """The controller the web uses on a hub (``start_action`` as
     :class:`~webbo.agent.fleet.control.Controller` has it)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: HubCore) -> None:
         self.hub = hub
 
     def select(self, selector: Selector) -> Selection:
@@ -65,7 +62,7 @@ class HubController:
         wanted = selector.ip_range_id or selector.ip_range_group_id
         if not wanted:
             return select(fleet.inventory.devices(), _NO_NETWORK, selector)
-        view = self.hub.network.site_of_id(wanted.lower())
+        view = self.hub.fleet.site_of_id(wanted.lower())
         if view is None:
             field = "ip_range_id" if selector.ip_range_id else "ip_range_group_id"
             kind = "range" if selector.ip_range_id else "group"
@@ -141,7 +138,7 @@ class HubController:
         problem = hub.unavailable(site)
         if problem:
             return everyone(f"site {site} unreachable: {problem}")
-        session = hub.session
+        session: Requests | None = hub.session
         assert session is not None
         section = session.section
         request = ControlRequest(id=task.id, hub=hub.hub_id, method=method, who=who,

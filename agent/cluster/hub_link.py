@@ -22,7 +22,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import structlog
@@ -35,6 +35,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from webbo.agent.cluster import subjects as subj
 from webbo.agent.cluster.config import SITE_NAME, HubSection
 from webbo.agent.cluster.connect import connect_forever
+from webbo.agent.cluster.hub_base import HubCore, SiteSilent, SiteUnreachable
 from webbo.agent.cluster.view import SiteView
 from webbo.agent.cluster.wire import (
     AlertMsg,
@@ -51,9 +52,6 @@ from webbo.agent.cluster.wire import (
 )
 from webbo.agent.core.metric import Metric, now_ns
 
-if TYPE_CHECKING:
-    from webbo.agent.cluster.hub import Hub
-
 log = structlog.get_logger("webbo.cluster.hub")
 
 __all__ = ["HubSession", "SiteSilent", "SiteUnreachable"]
@@ -63,19 +61,6 @@ ASK_EVERY = 5.0
 FETCH_BATCH = 256
 MAX_SITES = 10_000
 ABANDONED = 1000
-
-
-class SiteUnreachable(Exception):
-    """The request did not reach an agent of the site (nothing was started there)."""
-
-
-class SiteSilent(Exception):
-    """The site stopped answering: before accepting (``accepted`` False: it may or may not have
-    the request) or while running it (the outcome of what it was doing is unknown)."""
-
-    def __init__(self, message: str, accepted: bool) -> None:
-        super().__init__(message)
-        self.accepted = accepted
 
 
 @dataclass
@@ -118,7 +103,7 @@ class HubSession:
 
     only_when_running = True
 
-    def __init__(self, hub: Hub, section: HubSection) -> None:
+    def __init__(self, hub: HubCore, section: HubSection) -> None:
         self.hub = hub
         self.section = section
         self.nc: Client | None = None
@@ -317,7 +302,7 @@ class HubSession:
             log.warning("site network not read", site=site, error=str(exc))
             return
         if reply.ok:
-            self.hub.network.adopt(site, reply.network)
+            self.hub.fleet.adopt_network(site, reply.network)
 
     async def _on_inventory(self, msg: Msg) -> None:
         decoded = self._decode(msg, InventoryMsg)

@@ -18,21 +18,17 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import msgspec
 import structlog
 
-from webbo.agent.cluster.hub_link import SiteSilent, SiteUnreachable
+from webbo.agent.cluster.hub_base import HubCore, Requests, SiteSilent, SiteUnreachable
 from webbo.agent.cluster.view import SiteView
 from webbo.agent.cluster.wire import NetworkReply, NetworkRequest
 from webbo.agent.core.config import ConfigError, IPRangeGroup, NetworkSection
 from webbo.agent.core.config import ConfigErrors as _ConfigErrors
 from webbo.agent.core.network import network_items, network_payload
 from webbo.agent.core.tasks import Task, TaskFailed
-
-if TYPE_CHECKING:
-    from webbo.agent.cluster.hub import Hub
 
 log = structlog.get_logger("webbo.cluster.hub")
 
@@ -48,21 +44,10 @@ def _fail(errors: list[ConfigError]) -> ConfigError:
 class HubNetwork:
     """The network view the web uses on a hub."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: HubCore) -> None:
         self.hub = hub
 
     # -- reading -------------------------------------------------------------------------------
-
-    def adopt(self, site: str, payload: Mapping[str, Any]) -> None:
-        """Take a site's network as it answered it."""
-        view = self.hub.fleet.site(site)
-        try:
-            view.network = msgspec.convert(payload, NetworkSection)
-        except msgspec.ValidationError as exc:
-            log.warning("site network unreadable", site=site, error=str(exc))
-            return
-        if view.heartbeat is not None:
-            view.network_rev = view.heartbeat.network_rev
 
     def sites(self) -> list[SiteView]:
         return [self.hub.fleet.sites[name] for name in sorted(self.hub.fleet.sites)]
@@ -82,14 +67,6 @@ class HubNetwork:
                 groups.append({"name": group["name"], "uuid": group["uuid"], "site": view.name,
                                "ip_ranges": group["ip_ranges"]})
         return {"ip_range_groups": groups}
-
-    def site_of_id(self, uuid: str) -> SiteView | None:
-        """The site that has a group or range with this uuid."""
-        for view in self.hub.fleet.sites.values():
-            for group in view.network.ip_range_groups:
-                if group.uuid == uuid or any(r.uuid == uuid for r in group.ip_ranges):
-                    return view
-        return None
 
     # -- set-network ---------------------------------------------------------------------------
 
@@ -155,7 +132,7 @@ class HubNetwork:
 
     async def _ask(self, site: str, request: NetworkRequest,
                    timeout: float | None = None) -> NetworkReply:
-        session = self.hub.session
+        session: Requests | None = self.hub.session
         if session is None:
             raise SiteUnreachable("the hub is not connected to NATS")
         return await session.network(site, request, timeout)
@@ -208,7 +185,7 @@ class HubNetwork:
         for site, answer in zip(sites, answers, strict=True):
             if isinstance(answer, NetworkReply) and answer.ok:
                 applied.append(site)
-                self.adopt(site, answer.network)
+                self.hub.fleet.adopt_network(site, answer.network)
             elif isinstance(answer, NetworkReply):
                 failed.append(f"site {site}: {answer.error or answer.errors}")
             else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,6 +263,25 @@ class HubFleet:
         view.rev, view.instance = msg.rev, msg.instance
         log.info("site inventory loaded", site=view.name, miners=len(view.devices), rev=msg.rev)
         return True
+
+    def adopt_network(self, site: str, payload: Mapping[str, Any]) -> None:
+        """Take a site's network as it answered it."""
+        view = self.site(site)
+        try:
+            view.network = msgspec.convert(payload, NetworkSection)
+        except msgspec.ValidationError as exc:
+            log.warning("site network unreadable", site=site, error=str(exc))
+            return
+        if view.heartbeat is not None:
+            view.network_rev = view.heartbeat.network_rev
+
+    def site_of_id(self, uuid: str) -> SiteView | None:
+        """The site that has a group or range with this uuid."""
+        for view in self.sites.values():
+            for group in view.network.ip_range_groups:
+                if group.uuid == uuid or any(r.uuid == uuid for r in group.ip_ranges):
+                    return view
+        return None
 
     def forget(self, view: SiteView) -> None:
         for mac in list(view.devices):
