@@ -20,8 +20,8 @@ from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import ConfigError, IPRangeGroup, NetworkSection
 from webbo.agent.core.contract import SerialBackend
 from webbo.agent.core.tasks import Task
-from webbo.agent.fleet.control import Controller
 from webbo.agent.fleet.addresses import AddressSummary
+from webbo.agent.fleet.control import Controller
 from webbo.agent.fleet.discovery import MinerFleet
 from webbo.agent.fleet.driver import Action
 from webbo.agent.fleet.history import MinerHistory
@@ -81,9 +81,11 @@ class NetworkView(Protocol):
         ...
 
     async def set_network(self, who: str, groups: Sequence[Mapping[str, Any]],
-                          via: str = "") -> tuple[Task, list[str]]:
+                          via: str = "", sites: Sequence[str] = ()
+                          ) -> tuple[Task, list[str]]:
         """Validate (raises ConfigError naming the field), then start the task that applies;
-        with what the operator should know at once (ranges that nothing will sweep)."""
+        with what the operator should know at once (ranges that nothing will sweep). On a
+        hub, ``sites`` are replaced even when no group names them (the editor's)."""
         ...
 
 
@@ -103,7 +105,8 @@ class LocalNetwork:
         return core_network.network_payload(self.agent.config.network)
 
     async def set_network(self, who: str, groups: Sequence[Mapping[str, Any]],
-                          via: str = "") -> tuple[Task, list[str]]:
+                          via: str = "", sites: Sequence[str] = ()
+                          ) -> tuple[Task, list[str]]:
         own = self.agent.config.section(ClusterSection).site
         for i, group in enumerate(groups):
             site = group.get("site")

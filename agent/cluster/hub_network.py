@@ -37,6 +37,11 @@ __all__ = ["HubNetwork"]
 _GROUP = re.compile(r"^network\.ip_range_groups\[(\d+)\]")
 
 
+def _where(index: Sequence[int]) -> str:
+    """The key path that stands for a site in a request: its first group's ``site``."""
+    return f"network.ip_range_groups[{index[0]}].site" if index else "network"
+
+
 def _fail(errors: list[ConfigError]) -> ConfigError:
     return errors[0] if len(errors) == 1 else _ConfigErrors(errors)
 
@@ -70,14 +75,15 @@ class HubNetwork:
 
     # -- set-network ---------------------------------------------------------------------------
 
-    def _split(self, groups: Sequence[Mapping[str, Any]]
+    def _split(self, groups: Sequence[Mapping[str, Any]], replace: Sequence[str] = ()
                ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[int]]]:
         """Groups by site (uuids made for new ones) and, per site, the request index of each of
         its groups; raises ConfigError for a missing or unknown site."""
         known = sorted(self.hub.fleet.sites)
         errors: list[ConfigError] = []
-        by_site: dict[str, list[dict[str, Any]]] = {}
-        index: dict[str, list[int]] = {}
+        by_site: dict[str, list[dict[str, Any]]] = {s: [] for s in replace
+                                                    if s in self.hub.fleet.sites}
+        index: dict[str, list[int]] = {s: [] for s in by_site}
         for i, group in enumerate(groups):
             site = str(group.get("site") or "")
             if not site and len(known) == 1:
@@ -138,13 +144,14 @@ class HubNetwork:
         return await session.network(site, request, timeout)
 
     async def set_network(self, who: str, groups: Sequence[Mapping[str, Any]],
-                          via: str = "") -> tuple[Task, list[str]]:
+                          via: str = "", sites: Sequence[str] = ()) -> tuple[Task, list[str]]:
         """Check everything (here, then a dry run at each site concerned), then start the task
-        that applies each site's part there; raises ConfigError before anything changes."""
-        by_site, index = self._split(groups)
+        that applies each site's part there; raises ConfigError before anything changes.
+        ``sites`` are replaced even when no group names them (the web editor shows every site:
+        a site whose last group was deleted there gets an empty network)."""
+        by_site, index = self._split(groups, sites)
         self._check_ids(by_site, index)
-        unavailable = [ConfigError(f"network.ip_range_groups[{index[site][0]}].site",
-                                   f"site {site} unreachable: {problem}")
+        unavailable = [ConfigError(_where(index[site]), f"site {site} unreachable: {problem}")
                        for site in by_site if (problem := self.hub.unavailable(site))]
         if unavailable:
             raise _fail(unavailable)
@@ -154,7 +161,7 @@ class HubNetwork:
             return_exceptions=True)
         errors: list[ConfigError] = []
         for site, answer in zip(sites, answers, strict=True):
-            where = f"network.ip_range_groups[{index[site][0]}].site"
+            where = _where(index[site])
             if isinstance(answer, SiteUnreachable | SiteSilent):
                 errors.append(ConfigError(where, f"site {site} unreachable: {answer}"))
             elif isinstance(answer, BaseException):

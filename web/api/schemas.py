@@ -214,9 +214,9 @@ class MinersQuery(Params, kw_only=True):
     site: str | None = None
     """On a hub: only this site's miners."""
     state: AddressState | list[AddressState] | None = None
-    """Known miners' states (``new``, ``ok``, ``unreachable``, ``timeout``, ``error``; ``stale`` on a hub) and the
-    states of addresses with no known miner (``unrecognised``, ``timeout``, ``silent``,
-    ``pending``)."""
+    """Known miners' states (``new``, ``ok``, ``unreachable``, ``timeout``, ``error``; on a hub
+    ``stale``) and the states of addresses with no known miner (``unrecognised``,
+    ``timeout``, ``silent``, ``pending``)."""
     offset: Annotated[int, Meta(ge=0)] = 0
     limit: Annotated[int, Meta(ge=1, le=100_000)] | None = None
 
