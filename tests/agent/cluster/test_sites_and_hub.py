@@ -385,3 +385,67 @@ async def test_a_site_cannot_publish_as_another(cluster: Stack):
     # the forged heartbeat changed nothing at the hub
     assert hub_of(cluster).fleet.sites["msk-1"].state == "online"
 
+
+
+# -- the hub's pages in a real browser -------------------------------------------------------
+
+
+async def test_the_hubs_pages_show_every_site(cluster: Stack):
+    from playwright import async_api as playwright_api
+    from ui_helpers import CHROMIUM, CHROMIUM_ARGS, PASSWORD, SCREENSHOTS
+
+    assert os.path.exists(CHROMIUM), "Debian's chromium is missing (contrib/dev/test.sh)"
+    await until(cluster, lambda: ok_miners(cluster) == 3 * PER_SITE, 60, "all miners ok")
+    cluster.web.store.set_password("miner", PASSWORD)
+    expect = playwright_api.expect
+    expect.set_options(timeout=60_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    url = cluster.url
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            page = await (await browser.new_context(viewport={"width": 1440, "height": 900},
+                                                    locale="ru-RU")).new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(url + "/login")
+            await page.get_by_label("Имя пользователя").fill("miner")
+            await page.get_by_label("Пароль").fill(PASSWORD)
+            await page.get_by_role("button", name="Войти").click()
+            await page.wait_for_url(url + "/miners")
+            # the Miners table: every site's miners, with the site column
+            rows = page.locator("#rows tr[data-mac]")
+            await expect(rows).to_have_count(3 * PER_SITE)
+            await expect(page.locator("#rows .badge.s-ok")).to_have_count(3 * PER_SITE)
+            await expect(page.locator("#head")).to_contain_text("Площадка")
+            cells = await page.locator("#rows td.site").all_inner_texts()
+            assert sorted(set(cells)) == sorted(SITES)
+            await page.screenshot(path=str(SCREENSHOTS / "hub-01-miners.png"), full_page=True)
+            # filtered to one site
+            await page.get_by_label("Площадка").select_option("spb-2")
+            await expect(rows).to_have_count(PER_SITE)
+            assert set(await page.locator("#rows td.site").all_inner_texts()) == {"spb-2"}
+            # the rack map: a room per site's group
+            await page.goto(url + "/map")
+            for site in SITES:
+                await expect(page.locator("#map")).to_contain_text(f"{site} · зал {site}")
+            await page.screenshot(path=str(SCREENSHOTS / "hub-02-map.png"), full_page=True)
+            # the Sites page: each site online, with its last heartbeat
+            await page.get_by_role("link", name="Площадки").click()
+            await page.wait_for_url(url + "/sites")
+            for site in SITES:
+                row = page.locator(f'tr[data-site="{site}"]')
+                await expect(row).to_contain_text("на связи")
+                await expect(row).to_contain_text(f"{PER_SITE} / {PER_SITE}")
+            await page.screenshot(path=str(SCREENSHOTS / "hub-03-sites.png"), full_page=True)
+            # the ranges editor names each group's site
+            await page.goto(url + "/settings/miners")
+            selects = page.locator("select[name$='.site']")
+            await expect(selects).to_have_count(3)
+            chosen = [await selects.nth(i).input_value() for i in range(3)]
+            assert sorted(chosen) == sorted(SITES)
+            await page.screenshot(path=str(SCREENSHOTS / "hub-04-ranges.png"), full_page=True)
+            assert errors == [], errors
+        finally:
+            await browser.close()
