@@ -180,3 +180,45 @@ def test_a_restart_is_not_a_twin_but_two_live_agents_are():
     assert fleet.wants_snapshot(view, beat("c"), later)
     fleet.heartbeat(view, beat("c"), later)
     assert view.state == "online" and not view.conflict
+
+
+# -- nkeys: `webbo cluster nkey` and a site that logs in with the seed ------------------------
+
+
+async def test_a_site_logs_in_with_an_nkey_made_by_webbo(tmp_path):
+    import subprocess
+    import sys
+
+    import nats
+    from nats_servers import NatsServer, ports, site_permissions
+
+    seed_file = tmp_path / "site.nk"
+    made = subprocess.run([sys.executable, "-m", "webbo.agent.cli", "cluster", "nkey", "--out",
+                           str(seed_file)], capture_output=True, text=True, check=True)
+    public = made.stdout.strip().splitlines()[-1]
+    assert public.startswith("U") and len(public) == 56
+    assert seed_file.stat().st_mode & 0o777 == 0o600
+    again = subprocess.run([sys.executable, "-m", "webbo.agent.cli", "cluster", "nkey", "--out",
+                            str(seed_file)], capture_output=True, text=True, check=False)
+    assert again.returncode == 1 and "cannot write" in again.stderr  # never overwritten
+    port, http = ports(2)
+    server = NatsServer(tmp_path / "nats", f"""
+listen: 127.0.0.1:{port}
+http: 127.0.0.1:{http}
+authorization {{ users: [ {{ nkey: {public}, permissions: {site_permissions("nk")} }} ] }}
+""", http).start()
+    try:
+        from webbo.agent.cluster.config import ClusterSection
+        from webbo.agent.cluster.connect import options
+
+        settings = ClusterSection(site="nk", urls=[f"nats://127.0.0.1:{port}"],
+                                  nkey_seed=str(seed_file))
+        nc = await nats.connect(**options(settings), inbox_prefix="_INBOX_nk")
+        await nc.publish("webbo.nk.heartbeat", b"{}")
+        await nc.flush()
+        await nc.close()
+        with pytest.raises(Exception, match="(?i)authorization"):
+            await nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=0,
+                               allow_reconnect=False)
+    finally:
+        server.stop()
