@@ -4,6 +4,7 @@ name)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import msgspec
@@ -193,13 +194,17 @@ async def test_a_site_logs_in_with_an_nkey_made_by_webbo(tmp_path):
     from nats_servers import NatsServer, ports, site_permissions
 
     seed_file = tmp_path / "site.nk"
-    made = subprocess.run([sys.executable, "-m", "webbo.agent.cli", "cluster", "nkey", "--out",
-                           str(seed_file)], capture_output=True, text=True, check=True)
+    def webbo_nkey() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "webbo.agent.cli", "cluster", "nkey",
+                               "--out", str(seed_file)], capture_output=True, text=True,
+                              check=False)
+
+    made = await asyncio.to_thread(webbo_nkey)
+    assert made.returncode == 0, made.stderr
     public = made.stdout.strip().splitlines()[-1]
     assert public.startswith("U") and len(public) == 56
     assert seed_file.stat().st_mode & 0o777 == 0o600
-    again = subprocess.run([sys.executable, "-m", "webbo.agent.cli", "cluster", "nkey", "--out",
-                            str(seed_file)], capture_output=True, text=True, check=False)
+    again = await asyncio.to_thread(webbo_nkey)
     assert again.returncode == 1 and "cannot write" in again.stderr  # never overwritten
     port, http = ports(2)
     server = NatsServer(tmp_path / "nats", f"""
@@ -217,8 +222,78 @@ authorization {{ users: [ {{ nkey: {public}, permissions: {site_permissions("nk"
         await nc.publish("webbo.nk.heartbeat", b"{}")
         await nc.flush()
         await nc.close()
-        with pytest.raises(Exception, match="(?i)authorization"):
+        with pytest.raises(Exception, match=r"(?i)authorization"):
             await nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=0,
                                allow_reconnect=False)
+    finally:
+        server.stop()
+
+
+# -- TLS: an agent that checks the server's certificate ---------------------------------------
+
+
+def make_certs(folder):
+    """A CA and a server certificate for 127.0.0.1 (made here: nothing is downloaded)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("webbo test CA")).issuer_name(
+        name("webbo test CA")).public_key(ca_key.public_key()).serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name("hub")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "hub.pem").write_bytes(cert.public_bytes(pem))
+    (folder / "hub.key").write_bytes(key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+async def test_an_agent_checks_the_servers_certificate(tmp_path):
+    import nats
+    from nats_servers import NatsServer, ports
+
+    from webbo.agent.cluster.config import HubSection
+    from webbo.agent.cluster.connect import options
+
+    make_certs(tmp_path)
+    port, http = ports(2)
+    server = NatsServer(tmp_path / "nats", f"""
+listen: 127.0.0.1:{port}
+http: 127.0.0.1:{http}
+tls {{ cert_file: "{tmp_path / 'hub.pem'}", key_file: "{tmp_path / 'hub.key'}" }}
+authorization {{ users: [ {{ user: hub, password: hubpw }} ] }}
+""", http).start()
+    try:
+        good = HubSection(enabled=True, urls=[f"tls://127.0.0.1:{port}"], user="hub",
+                          password="hubpw", tls_ca=str(tmp_path / "ca.pem"))
+        nc = await nats.connect(**options(good))
+        assert nc.is_connected
+        await nc.close()
+        # without the CA, the server's certificate is not trusted: no connection
+        untrusted = HubSection(enabled=True, urls=[f"tls://127.0.0.1:{port}"], user="hub",
+                               password="hubpw")
+        with pytest.raises(Exception):  # noqa: B017 (nats-py wraps the ssl error variously)
+            await nats.connect(**options(untrusted), allow_reconnect=False,
+                               max_reconnect_attempts=0)
     finally:
         server.stop()

@@ -394,7 +394,7 @@ async def test_the_hubs_pages_show_every_site(cluster: Stack):
     from playwright import async_api as playwright_api
     from ui_helpers import CHROMIUM, CHROMIUM_ARGS, PASSWORD, SCREENSHOTS
 
-    assert os.path.exists(CHROMIUM), "Debian's chromium is missing (contrib/dev/test.sh)"
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing (contrib/dev/test.sh)"  # noqa: ASYNC240
     await until(cluster, lambda: ok_miners(cluster) == 3 * PER_SITE, 60, "all miners ok")
     cluster.web.store.set_password("miner", PASSWORD)
     expect = playwright_api.expect
