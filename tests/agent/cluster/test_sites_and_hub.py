@@ -449,3 +449,75 @@ async def test_the_hubs_pages_show_every_site(cluster: Stack):
             assert errors == [], errors
         finally:
             await browser.close()
+
+
+# -- a late answer ---------------------------------------------------------------------------
+
+
+async def test_a_late_answer_is_recorded_not_applied(cluster: Stack):
+    """A site (played here with a plain NATS client and the "spy" site's credentials) that
+    accepts nothing in time and answers afterwards: the hub has already answered its MAC
+    "unreachable"; the late answer is logged and written to the hub's audit log, the task's
+    result is not changed, and the request is never sent again."""
+    import msgspec
+    import nats
+
+    from webbo.agent.cluster.wire import DeviceInfo, Heartbeat, InventoryMsg, encoder
+
+    mac = "02:00:00:00:5a:01"
+    nc = await nats.connect(f"nats://spy:pw-spy@127.0.0.1:{cluster.nats_port}",
+                            inbox_prefix="_INBOX_spy")
+    requests: list[bytes] = []
+
+    async def snapshot(msg) -> None:
+        await nc.publish("webbo.spy.inventory", encoder.encode(InventoryMsg(
+            instance="late1", rev=1, snapshot="s1", devices=[DeviceInfo(
+                mac=mac, ip="127.61.9.1", driver="bitmain_http", make="Antminer",
+                model="Antminer S19")])))
+
+    async def control(msg) -> None:
+        requests.append(msg.data)
+        await asyncio.sleep(4.5)  # longer than the hub's request_timeout (3 s)
+        body = msgspec.json.decode(msg.data)
+        await nc.publish(msg.reply, encoder.encode({
+            "id": body["id"], "status": "success",
+            "result": {mac: {"success": True, "payload": 1}}}))
+
+    async def beats() -> None:
+        while True:
+            await nc.publish("webbo.hello", b'{"site": "spy"}')
+            await nc.publish("webbo.spy.heartbeat", encoder.encode(Heartbeat(
+                site="spy", instance="late1", host="test", version="0", started_at=0.0,
+                time=time.time(), interval=0.5, inventory_rev=1, network_rev="", miners=1,
+                by_state={"ok": 1})))
+            await asyncio.sleep(0.5)
+
+    await nc.subscribe("webbo.spy.snapshot", cb=snapshot)
+    await nc.subscribe("webbo.spy.control", cb=control)
+    beating = asyncio.create_task(beats())
+    hub = hub_of(cluster)
+    try:
+        await until(cluster, lambda: hub.fleet.inventory.get(mac) is not None, 20, "spy's miner")
+        info = await cluster.task("/api/mining/miners/get-led-status", {"macs": [mac]})
+        outcome = info["result"][mac]
+        assert outcome["success"] is False
+        assert outcome["payload"].startswith("site spy unreachable: no answer within 3 s; "
+                                             "not sent again")
+        await until(cluster, lambda: any(e["site"] == "spy" for e in hub.late), 10,
+                    "the late answer")
+        late = next(e for e in hub.late if e["site"] == "spy")
+        assert late["status"] == "success" and late["summary"] == {"ok": 1, "failed": 0}
+        audit = (cluster.tmp / "hub-state" / "audit.log").read_text()
+        assert '"event":"late-answer"' in audit and late["task_id"] in audit
+        assert len(requests) == 1  # sent once, never again
+        # the task was reported once; asked again it is unknown (nothing was applied to it)
+        again = await cluster.ok("/api/task-info", {"task_id": late["task_id"]})
+        assert again["status"] == "unknown"
+    finally:
+        beating.cancel()
+        await nc.publish("webbo.spy.heartbeat", encoder.encode(Heartbeat(
+            site="spy", instance="late1", host="test", version="0", started_at=0.0,
+            time=time.time(), interval=0.5, inventory_rev=1, network_rev="", miners=1,
+            by_state={}, leaving=True)))
+        await nc.flush()
+        await nc.close()
