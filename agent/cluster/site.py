@@ -493,7 +493,9 @@ class SiteSession:
         link.remember(req.id, None)
         try:
             task = self._start(req)
-        except (SelectionError, ValueError, TypeError, LookupError) as exc:
+        except Exception as exc:  # a bad request or a bug: refused, said so, nothing started
+            if not isinstance(exc, SelectionError | ValueError | TypeError | LookupError):
+                log.exception("control request failed", site=self.site, request=req.id)
             reply = ControlReply(id=req.id, status="refused", error=str(exc))
             link.remember(req.id, reply)
             await self._answer(msg, reply)
@@ -560,6 +562,9 @@ class SiteSession:
         except ConfigError as exc:
             errors = [(e.path, e.reason) for e in getattr(exc, "errors", None) or [exc]]
             reply = NetworkReply(ok=False, errors=errors, error=str(exc))
+        except Exception as exc:  # answer rather than leave the hub waiting
+            log.exception("network request failed", site=self.site, op=req.op)
+            reply = NetworkReply(ok=False, error=f"internal error at the site: {exc!r}")
         await self._answer(msg, reply)
 
     async def _network_op(self, req: NetworkRequest) -> NetworkReply:
@@ -579,8 +584,8 @@ class SiteSession:
         tasks = self.link.shared.find(TaskService)
         if tasks is None:
             return NetworkReply(ok=False, error="this agent runs no tasks")
-        task = network.set_network(edits, tasks, f"{req.who} via hub {req.hub}", items,
-                                   via=f"hub {req.hub}")
+        task, _config = network.set_network(edits, tasks, f"{req.who} via hub {req.hub}",
+                                            items, via=f"hub {req.hub}")
         assert task.handle is not None
         await task.handle
         if task.status != TaskStatus.SUCCESS:
