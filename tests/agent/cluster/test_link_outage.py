@@ -143,3 +143,39 @@ async def test_what_a_site_publishes_while_cut_off_arrives_in_order(tmp_path):
         site_nats.stop()
         await relay.cut()
         hub_nats.stop()
+
+
+async def test_a_site_without_jetstream_publishes_plain_messages(tmp_path):
+    """``[cluster] jetstream = false`` (or a server without JetStream): state and alerts are
+    plain messages; the hub reads them as they come (what is published while the link is down
+    is lost: docs/deploy.md)."""
+    port, http = ports(2)
+    server = NatsServer(tmp_path / "nats", f"listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{http}\n",
+                        http).start()
+    registry = default_registry()
+    sims = await start_sims(registry, "antminer", FARM[:1], http_port=HTTP_PORT,
+                            models=["Antminer S19"])
+    text = site_text(tmp_path / "site", port).replace('user = "agent"\npassword = "agentpw"\n'
+                                                      'jetstream_domain = "lnk"\n',
+                                                      "jetstream = false\n")
+    text = text.replace(f'last = "{FARM[-1]}"', f'last = "{FARM[0]}"')
+    site = make_agent(registry, text, tmp_path / "site.toml")
+    hub = make_agent(registry, hub_text(tmp_path / "hub", port).replace(
+        'user = "hub"\npassword = "hubpw"\n', ""), tmp_path / "hub.toml")
+    await site.start(signals=False)
+    await hub.start(signals=False)
+    try:
+        view_of = hub.services["hub"].fleet.sites
+        await until(lambda: "lnk" in view_of and view_of["lnk"].state_messages > 0
+                    and any(d.state == "ok" for d in view_of["lnk"].devices.values()), 60,
+                    "the site's miner at the hub")
+        assert view_of["lnk"].heartbeat.stream == ""
+        site.services["cluster"].publish_alert({"rule": "plain"})
+        alerts = hub.services["hub"].alerts
+        await until(lambda: len(alerts) == 1, 10, "the alert")
+        assert alerts[0]["alert"] == {"rule": "plain"}
+    finally:
+        await hub.stop(flush_timeout=1)
+        await site.stop(flush_timeout=1)
+        await sims.close()
+        server.stop()
