@@ -16,6 +16,7 @@
     webbo apikey create [-c FILE] [--name NAME]   a new API key, alone on stdout's last line
     webbo apikey list|revoke ID      API keys with created/last-used times; revoke one
     webbo user set-password [-c FILE] [--user NAME]   (reads stdin when it is not a terminal)
+    webbo cluster nkey --out FILE   a new nkey: the seed into FILE (0600), the public key printed
 
 The config file is ``-c FILE``, else ``$WEBBO_CONFIG``, else ``./webbo.toml`` if it exists, else
 ``/etc/webbo/webbo.toml``.
@@ -255,6 +256,21 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
         return 1
     store.set_password(args.user, password)
     print(f"password of {args.user!r} changed")
+    return 0
+
+
+def cmd_cluster_nkey(args: argparse.Namespace) -> int:
+    from webbo.agent.cluster.nkey import new_user_nkey, write_seed
+
+    seed, public = new_user_nkey()
+    try:
+        write_seed(Path(args.out), seed)
+    except OSError as exc:
+        print(f"cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"seed written to {args.out} (name it in [cluster] or [hub] nkey_seed); the public "
+          "key for the NATS server's config:", file=sys.stderr)
+    print(public)
     return 0
 
 
@@ -505,6 +521,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arg(setpw)
     setpw.add_argument("--user", default="miner", help="user name (default: miner)")
     setpw.set_defaults(func=cmd_user_set_password)
+
+    p = sub.add_parser("cluster", help="sites and a hub over NATS (docs/deploy.md)")
+    cluster_sub = p.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    nkey = cluster_sub.add_parser("nkey", help="make an nkey: the seed into a file (0600), "
+                                                "the public key on stdout")
+    nkey.add_argument("--out", required=True, metavar="FILE", help="where the seed goes "
+                      "(must not exist)")
+    nkey.set_defaults(func=cmd_cluster_nkey)
 
     p = sub.add_parser("scan", help="sweep an address range once and list what answers")
     p.add_argument("target", metavar="FIRST-LAST|CIDR",

@@ -530,6 +530,8 @@ class Agent:
             runner = self._build_core(key, label, build, self.config)
             if runner is None:
                 return False
+            if getattr(runner.input, "only_when_running", False):
+                continue  # a link to other agents (a site's NATS link) is no one-shot input
             runners.append(runner)
         started: list[InputRunner] = []
         ok = True

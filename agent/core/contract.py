@@ -143,7 +143,9 @@ class PluginContext:
 @runtime_checkable
 class Input(Protocol):
     """A gather input. ``start``/``stop`` are optional (a service input that owns a serial bus
-    starts its task in ``start``); ``gather`` is called once per interval, never twice at once."""
+    starts its task in ``start``); ``gather`` is called once per interval, never twice at once.
+    A service input with ``only_when_running = True`` (a link to other agents) is left out of
+    the one-shot runs (``webbo test``, ``webbo once``)."""
 
     async def gather(self, acc: Accumulator) -> None: ...
 

@@ -17,8 +17,8 @@ from typing import Any
 import tomlkit
 
 from webbo.agent.core.config import Config, NetworkSection
-from webbo.agent.core.config_edit import ConfigEditor, set_table_array
-from webbo.agent.core.contract import Mutation
+from webbo.agent.core.config_edit import set_table_array
+from webbo.agent.core.contract import ConfigEdits, Mutation
 from webbo.agent.core.tasks import Task, TaskService
 
 __all__ = ["network_edit", "network_items", "network_payload", "set_network"]
@@ -75,7 +75,7 @@ def network_edit(items: Sequence[Mapping[str, Any]]) -> Mutation:
     return mutate
 
 
-def set_network(edits: ConfigEditor, tasks: TaskService, who: str,
+def set_network(edits: ConfigEdits, tasks: TaskService, who: str,
                 groups: Sequence[Mapping[str, Any]], via: str = "") -> tuple[Task, Config]:
     """set-network, the one use case behind the API, the UI and the CLI: validate the new
     Network as a dry run (raises ConfigError naming the field, before any task starts), then

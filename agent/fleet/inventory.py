@@ -28,10 +28,11 @@ from webbo.agent.fleet.net import ip_to_int
 
 log = structlog.get_logger("webbo.inventory")
 
-STATES = ("new", "ok", "unreachable", "timeout", "error")
+STATES = ("new", "ok", "unreachable", "timeout", "error", "stale")
 """A known miner's state: ``new`` (identified, not polled yet), ``ok``, or failing:
 ``unreachable`` (nothing answers), ``timeout`` (it accepts, then hangs or is too slow),
-``error`` (it answers garbage, or something no driver recognises)."""
+``error`` (it answers garbage, or something no driver recognises); and on a hub only
+``stale``: a miner of a site the hub has not heard from for a while."""
 FAILING = frozenset({"unreachable", "timeout", "error"})
 ADDRESS_STATES = ("unrecognised", "timeout", "silent", "pending")
 """What an address of the ranges that holds no known miner shows: something answers but no
@@ -56,6 +57,8 @@ class Device(msgspec.Struct, kw_only=True):
     group_id: str = ""
     range: str = ""
     range_id: str = ""
+    site: str = ""
+    """The site whose agent polls it (a hub's view; empty on a single agent)."""
     first_seen: float = 0.0
     last_seen: float = 0.0
     """Last time the device answered (identification or a successful poll)."""

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source contrib/dev/setup.sh
-apt_install influxdb victoria-metrics chromium systemd prometheus
+apt_install influxdb victoria-metrics chromium systemd prometheus nats-server
 mkdir -p test-artifacts
 .venv/bin/ruff check .
 exec .venv/bin/pytest -q -ra "$@"

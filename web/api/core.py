@@ -37,7 +37,6 @@ from litestar.handlers.base import BaseRouteHandler
 from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import ConfigError
 from webbo.agent.core.tasks import Task, TaskService
-from webbo.agent.fleet.control import Controller
 from webbo.agent.fleet.selectors import SelectionError
 from webbo.web import services
 from webbo.web.api.schemas import HINTS, PATTERN_NAMES
@@ -146,7 +145,7 @@ class Call:
         return agent
 
     @property
-    def controller(self) -> Controller:
+    def controller(self) -> services.ControlService:
         try:
             return services.controller(self.agent)
         except services.ServiceMissing as exc:
@@ -226,7 +225,7 @@ class MethodTable:
         return sorted(self.methods, key=lambda m: rank.get(m.tag, len(rank)))
 
 
-TAG_ORDER = ("tasks", "network", "miners", "serial", "audit")
+TAG_ORDER = ("tasks", "network", "miners", "serial", "audit", "cluster")
 
 METHODS = MethodTable()
 """Every method of the API, in the order docs and the OpenAPI document list them."""

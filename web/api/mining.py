@@ -6,7 +6,6 @@ from typing import Any
 
 import msgspec
 
-from webbo.agent.core import network
 from webbo.agent.fleet.addresses import AddressRow
 from webbo.agent.fleet.driver import Action
 from webbo.agent.fleet.selectors import by_ip
@@ -42,8 +41,8 @@ MANUAL_SET_POOLS = {"ip_range": {"first": "10.30.0.10", "last": "10.30.0.128"}, 
              tag="network", result=NetworkOut, examples=({},))
 async def get_network(call: Call, params: NoParams) -> dict[str, Any]:
     """The groups of ranges the sweep covers (the ``[network]`` of webbo.toml), each with its
-    name and uuid. Answers at once."""
-    return network.network_payload(call.agent.config.network)
+    name and uuid. Answers at once. On a hub: every site's groups, each with its ``site``."""
+    return services.network(call.agent).payload()
 
 
 @METHODS.add("/mining/set-network", Network, summary="Replace the polled ranges",
@@ -54,14 +53,13 @@ async def set_network(call: Call, params: Network) -> Any:
     overlapping ranges, unique ids, the address cap): an invalid one is refused with the
     field's path and nothing changes. Otherwise webbo.toml is rewritten (its comments kept) and
     the agent reloads; the task's result is ``true``. When the new ranges cannot be swept (no
-    miner driver is configured) the answer says so in ``warnings`` next to ``task_id``."""
-    agent = call.agent
-    task, config = network.set_network(agent.edits, agent.tasks, call.who,
-                                       msgspec.to_builtins(params.ip_range_groups))
-    fleet = services.fleet(agent)
-    problem = fleet.problem_with(config) if fleet is not None else (
-        "no miner support is loaded, so nothing is swept (see `webbo plugins`)")
-    return Started(task, [problem] if problem else [])
+    miner driver is configured) the answer says so in ``warnings`` next to ``task_id``. On a
+    hub, each group names its ``site``: the groups of each site named are checked by that site
+    (a dry run at every site first: one refusal and nothing changes anywhere), then written by
+    it; sites not named keep theirs."""
+    task, warnings = await services.network(call.agent).set_network(
+        call.who, msgspec.to_builtins(params.ip_range_groups))
+    return Started(task, warnings)
 
 
 # -- miners ------------------------------------------------------------------------------------
@@ -170,8 +168,10 @@ async def miners_get(call: Call, params: MinersQuery) -> MinersList:
     retried after a minute; ``pending``: not visited yet), and they add up to the number of
     addresses; ``addresses`` lists those addresses (the ``state`` filter picks which; without
     it, the unrecognised and timed-out ones). Filters are optional and combine: ``macs``,
-    ``group`` and ``range`` (name or uuid), ``state`` (one or a list); ``offset`` and ``limit``
-    page through the result, ordered by IP. Answers at once."""
+    ``group`` and ``range`` (name or uuid), ``state`` (one or a list), on a hub ``site``;
+    ``offset`` and ``limit`` page through the result, ordered by IP. On a hub every miner names
+    its ``site``, and a site not heard from for ``[hub] stale_after`` shows its miners
+    ``stale``. Answers at once."""
     fleet = services.fleet(call.agent)
     devices = fleet.inventory.devices() if fleet is not None else []
     macs = set(params.macs) if params.macs is not None else None
@@ -183,6 +183,7 @@ async def miners_get(call: Call, params: MinersQuery) -> MinersList:
         and (params.group is None or params.group in (d.group, d.group_id))
         and (params.range is None or params.range in (d.range, d.range_id))
         and (states is None or d.state in states)
+        and (params.site is None or d.site == params.site)
     ]
     chosen = by_ip(chosen)  # the same order as task results
     end = None if params.limit is None else params.offset + params.limit
@@ -202,7 +203,8 @@ async def miners_get(call: Call, params: MinersQuery) -> MinersList:
             group_id=d.group_id, range=d.range, range_id=d.range_id,
             state=d.state,  # type: ignore[arg-type]
             error=d.error, failures=d.failures, failing_since=d.failing_since or None,
-            first_seen=d.first_seen, last_seen=d.last_seen, reading=d.reading)
+            first_seen=d.first_seen, last_seen=d.last_seen, reading=d.reading,
+            site=d.site or msgspec.UNSET)
             for d in page],
         counts=counts,
         addresses=[AddressOut(

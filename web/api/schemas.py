@@ -66,6 +66,9 @@ class IPRangeGroup(Params, kw_only=True):
     name: str = ""
     uuid: UUID4 | None = None
     ip_ranges: list[IPRange] = msgspec.field(default_factory=list)
+    site: str | UnsetType = UNSET
+    """Our addition, on a hub: the site whose agent polls this group (may be left out when the
+    hub has one site)."""
 
 
 class Network(Params, kw_only=True):
@@ -85,6 +88,8 @@ class IPRangeGroupOut(Struct):
     name: str
     uuid: str
     ip_ranges: list[IPRangeOut]
+    site: str | UnsetType = UNSET
+    """On a hub: the site whose agent polls this group."""
 
 
 class NetworkOut(Struct):
@@ -193,9 +198,9 @@ class DeviceOutcome(Struct):
 DeviceResults = dict[str, DeviceOutcome]
 
 
-MinerState = Literal["new", "ok", "unreachable", "timeout", "error"]
-AddressState = Literal["new", "ok", "unreachable", "timeout", "error", "unrecognised", "silent",
-                       "pending"]
+MinerState = Literal["new", "ok", "unreachable", "timeout", "error", "stale"]
+AddressState = Literal["new", "ok", "unreachable", "timeout", "error", "stale",
+                       "unrecognised", "silent", "pending"]
 
 
 class MinersQuery(Params, kw_only=True):
@@ -206,10 +211,12 @@ class MinersQuery(Params, kw_only=True):
     """A group's name or uuid."""
     range: str | None = None
     """A range's name or uuid."""
+    site: str | None = None
+    """On a hub: only this site's miners."""
     state: AddressState | list[AddressState] | None = None
-    """Known miners' states (``new``, ``ok``, ``unreachable``, ``timeout``, ``error``) and the
-    states of addresses with no known miner (``unrecognised``, ``timeout``, ``silent``,
-    ``pending``)."""
+    """Known miners' states (``new``, ``ok``, ``unreachable``, ``timeout``, ``error``; on a hub
+    ``stale``) and the states of addresses with no known miner (``unrecognised``,
+    ``timeout``, ``silent``, ``pending``)."""
     offset: Annotated[int, Meta(ge=0)] = 0
     limit: Annotated[int, Meta(ge=1, le=100_000)] | None = None
 
@@ -235,6 +242,8 @@ class MinerOut(Struct):
     first_seen: float
     last_seen: float
     reading: Reading | None
+    site: str | UnsetType = UNSET
+    """On a hub: the site whose agent polls this miner."""
 
 
 class AddressOut(Struct):
@@ -324,6 +333,16 @@ class DeleteDeviceParams(Params, kw_only=True):
 
 
 # -- audit -------------------------------------------------------------------------------------
+
+
+class SitesQuery(Params, kw_only=True):
+    site: str | None = None
+    """Only this site."""
+
+
+class AlertsQuery(Params, kw_only=True):
+    site: str | None = None
+    limit: Annotated[int, Meta(ge=1, le=5000)] = 100
 
 
 class AuditQuery(Params, kw_only=True):

@@ -1,6 +1,7 @@
 """The web UI (manual §2, §3.1): server-rendered pages with a few small scripts of our own.
 
-Pages: login; Miners (live table, actions) and a miner's page; the rack map; Meters; Settings ▸
+Pages: login; Miners (live table, actions) and a miner's page; the rack map; Meters; on a hub,
+Sites; Settings ▸
 Miner settings / Meter settings; Security (API keys, password). Every asset is served by the app
 itself from ``static/`` (farms are often offline: no CDN, no third-party front-end code).
 
@@ -24,6 +25,7 @@ from webbo.web.ui.miner_pages import miner_handlers
 from webbo.web.ui.network_pages import network_handlers
 from webbo.web.ui.render import STATIC
 from webbo.web.ui.session import require_session
+from webbo.web.ui.site_pages import site_handlers
 
 __all__ = ["ui_routes"]
 
@@ -36,6 +38,6 @@ def ui_routes() -> list[ControllerRouterHandler]:
     open_pages = Router(path="/", route_handlers=list(login_handlers),
                         exception_handlers=ui_exception_handlers)
     pages = Router(path="/", route_handlers=[*auth_handlers, *miner_handlers,
-                                             *network_handlers, *meter_handlers],
+                                             *network_handlers, *meter_handlers, *site_handlers],
                    guards=[require_session], exception_handlers=ui_exception_handlers)
     return [static, open_pages, pages]

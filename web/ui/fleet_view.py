@@ -23,7 +23,7 @@ __all__ = ["PAGE_SIZES", "SORTS", "MinerQuery", "Page", "hottest", "ratio", "run
 
 PAGE_SIZES = (25, 50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 50
-STATE_ORDER = {"error": 0, "timeout": 1, "unreachable": 2, "new": 3, "ok": 4}
+STATE_ORDER = {"error": 0, "timeout": 1, "unreachable": 2, "stale": 3, "new": 4, "ok": 5}
 ADDRESS_ONLY = frozenset({"unrecognised", "silent", "pending"})
 """States only an address without a known miner shows (the table lists addresses, not miners)."""
 
@@ -79,6 +79,7 @@ def _errors(d: Device) -> int | None:
 
 SORTS: dict[str, Callable[[Device], Any]] = {
     "state": lambda d: STATE_ORDER.get(d.state, 9),
+    "site": lambda d: (d.site.lower(), _ip(d)) if d.site else None,
     "ip": _ip,
     "mac": lambda d: d.mac,
     "model": lambda d: (d.make + " " + d.model).lower(),
@@ -110,6 +111,7 @@ class MinerQuery:
     """What the operator asked for; built from the page's query string, always valid."""
 
     q: str = ""
+    site: str = ""
     group: str = ""
     range: str = ""
     state: str = ""
@@ -127,6 +129,7 @@ class MinerQuery:
         state = params.get("state", "")
         return cls(
             q=params.get("q", "").strip()[:200],
+            site=params.get("site", ""),
             group=params.get("group", ""),
             range=params.get("range", ""),
             state=state if state in (*ALL_STATES, "offline") else "",
@@ -138,23 +141,25 @@ class MinerQuery:
 
     def params(self, **change: Any) -> dict[str, str]:
         """The query string of this query (with ``change`` applied), defaults left out."""
-        values = {"q": self.q, "group": self.group, "range": self.range, "state": self.state,
-                  "sort": self.sort, "dir": "desc" if self.desc else "", "page": str(self.page),
-                  "size": str(self.size)}
+        values = {"q": self.q, "site": self.site, "group": self.group, "range": self.range,
+                  "state": self.state, "sort": self.sort, "dir": "desc" if self.desc else "",
+                  "page": str(self.page), "size": str(self.size)}
         values.update({k: str(v) for k, v in change.items()})
         defaults = {"sort": "ip", "page": "1", "size": str(DEFAULT_PAGE_SIZE)}
         return {k: v for k, v in values.items() if v and defaults.get(k) != v}
 
     def filters(self) -> dict[str, str]:
-        return {k: v for k, v in (("q", self.q), ("group", self.group), ("range", self.range),
-                                  ("state", self.state)) if v}
+        return {k: v for k, v in (("q", self.q), ("site", self.site), ("group", self.group),
+                                  ("range", self.range), ("state", self.state)) if v}
 
     def matches(self) -> Callable[[Device], bool]:
         terms = self.q.lower().split()
-        group, range_, state = self.group, self.range, self.state
+        site, group, range_, state = self.site, self.group, self.range, self.state
         states = (FAILING if state == "offline" else {state}) if state else None
 
         def match(d: Device) -> bool:
+            if site and d.site != site:
+                return False
             if group and group not in (d.group_id, d.group):
                 return False
             if range_ and range_ not in (d.range_id, d.range):
@@ -164,7 +169,7 @@ class MinerQuery:
             if terms:
                 pool = _pool(d) or ""
                 text = " ".join((d.ip, d.mac, d.make, d.model, d.firmware, d.hostname, d.group,
-                                 d.range, d.serial, d.error, pool, d.state)).lower()
+                                 d.range, d.serial, d.error, pool, d.state, d.site)).lower()
                 return all(t in text for t in terms)
             return True
 

@@ -171,16 +171,17 @@ async def meters_delete(request: Request[Any, Any, Any]) -> Response[Any]:
 def _meters_values(request: Request[Any, Any, Any]) -> dict[str, Any]:
     backend = backend_of(request)
     configured = list(backend.get_devices()) if backend is not None else []
-    live = {m.get("serial_number"): m for m in _live_meters(request)}
+    live = {(m.get("site"), m.get("serial_number")): m for m in _live_meters(request)}
     meters = []
     for device in configured:
         entry = {"state": "new", "error": "", "values": {}, "updated_at": None, **device,
-                 **live.get(device["serial_number"], {})}
+                 **live.get((device.get("site"), device["serial_number"]), {})}
         meters.append(entry)
     total_p = sum(m["values"].get("power_active_w", 0.0) for m in meters)
     total_e = sum(m["values"].get("energy_active_import_kwh", 0.0) for m in meters)
+    sites = services.sites(agent_of(request))
     return {"meters": meters, "backend": backend is not None, "total_p": total_p,
-            "total_e": total_e}
+            "total_e": total_e, "sites": sites if len(sites) > 1 else []}
 
 
 @get("/meters", sync_to_thread=False, include_in_schema=False)

@@ -150,7 +150,7 @@ def _empty_message(request: Request[Any, Any, Any], query: MinerQuery, inventory
     _ = translator(ctx(request)["lang"])
     if inventory:
         return _("miners.empty_filter")
-    if not agent_of(request).config.network.ip_range_groups:
+    if not services.network(agent_of(request)).section().ip_range_groups:
         return _("miners.empty_ranges")
     return _("miners.empty_sweep")
 
@@ -165,6 +165,14 @@ def _address_matches(query: MinerQuery, row: AddressRow) -> bool:
         return True
     text = " ".join((row.ip, row.group, row.range, row.state, *row.said)).lower()
     return all(t in text for t in terms)
+
+
+def columns(sites: Sequence[str]) -> list[tuple[str, str]]:
+    """The table's columns; the site's only when there is more than one site (a hub)."""
+    if len(sites) < 2:
+        return COLUMNS
+    at = next(i for i, (key, _) in enumerate(COLUMNS) if key == "place")
+    return [*COLUMNS[:at], ("site", "miners.col.site"), *COLUMNS[at:]]
 
 
 def _table(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -188,8 +196,9 @@ def _table(request: Request[Any, Any, Any]) -> dict[str, Any]:
             wanted = {"timeout"} if query.state else {"unrecognised", "timeout"}
             addresses = [r for r in summary.select(wanted)
                          if _address_matches(query, r)][:ADDRESS_ROWS_AFTER_MINERS]
-    return {"page": page, "addresses": addresses, "summary": summary, "columns": COLUMNS,
-            "page_sizes": PAGE_SIZES, "long_labels": LONG,
+    sites = services.sites(agent_of(request))
+    return {"page": page, "addresses": addresses, "summary": summary, "columns": columns(sites),
+            "page_sizes": PAGE_SIZES, "long_labels": LONG, "sites": sites if len(sites) > 1 else [],
             "empty_message": _empty_message(request, query, page.inventory)}
 
 
@@ -203,7 +212,8 @@ def home() -> Response[Any]:
 @get("/miners", sync_to_thread=False, include_in_schema=False)
 def miners(request: Request[Any, Any, Any]) -> Response[str]:
     _ = translator(ctx(request)["lang"])
-    return html(request, "miners.html", active="miners", network=agent_of(request).config.network,
+    return html(request, "miners.html", active="miners",
+                network=services.network(agent_of(request)).section(),
                 js_texts={k: _(k) for k in JS_TEXTS}, **_table(request))
 
 
@@ -433,18 +443,20 @@ def rooms(request: Request[Any, Any, Any], color: str) -> list[Room]:
     """Groups → ranges → tiles in the order of ``[network]`` (devices by IP inside a rack);
     miners outside every range (a range just removed) come last."""
     lang = ctx(request)["lang"]
-    network = agent_of(request).config.network
     racks: dict[tuple[str, str], Rack] = {}
     out: list[Room] = []
-    for g in network.ip_range_groups:
-        room = Room(g.name or g.uuid)
+    only = request.query_params.get("site", "")
+    for site, g in services.network(agent_of(request)).groups():
+        if only and site != only:
+            continue
+        room = Room(f"{site} · {g.name or g.uuid}" if site else g.name or g.uuid)
         for r in g.ip_ranges:
             rack = Rack(r.name or f"{r.first}–{r.last}")
             racks[(g.uuid, r.uuid)] = rack
             room.racks.append(rack)
         out.append(room)
     stray = Room(translator(lang)("map.unplaced"), [Rack("")])
-    for device in select(_devices(request), MinerQuery(sort="ip")):
+    for device in select(_devices(request), MinerQuery(sort="ip", site=only)):
         rack = racks.get((device.group_id, device.range_id), stray.racks[0])
         rack.devices.append(_tile(device, color, lang))
     fleet = _fleet(request)
@@ -471,7 +483,9 @@ def _color(request: Request[Any, Any, Any]) -> str:
 @get("/map", sync_to_thread=False, include_in_schema=False)
 def rack_map(request: Request[Any, Any, Any]) -> Response[str]:
     color = _color(request)
-    return html(request, "map.html", active="map", color=color, rooms=rooms(request, color))
+    sites = services.sites(agent_of(request))
+    return html(request, "map.html", active="map", color=color, rooms=rooms(request, color),
+                sites=sites if len(sites) > 1 else [], site=request.query_params.get("site", ""))
 
 
 @get("/ui/map/tiles", sync_to_thread=False, include_in_schema=False)

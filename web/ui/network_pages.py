@@ -17,8 +17,8 @@ from typing import Any
 from litestar import Request, Response, get, post
 
 from webbo.agent.core.config import ConfigError
-from webbo.agent.core.network import network_payload, set_network
 from webbo.agent.core.tasks import TaskStatus
+from webbo.web import services
 from webbo.web.ui.common import agent_of, principal, redirect
 from webbo.web.ui.errors import translate_error
 from webbo.web.ui.i18n import translator
@@ -54,8 +54,11 @@ def parse_network_form(form: Mapping[str, Any]) -> list[dict[str, Any]]:
             r = f"{g}.r{ri}"
             ranges.append({"name": _text(form, f"{r}.name"), "uuid": _text(form, f"{r}.uuid"),
                            "first": _text(form, f"{r}.first"), "last": _text(form, f"{r}.last")})
-        groups.append({"name": _text(form, f"{g}.name"), "uuid": _text(form, f"{g}.uuid"),
-                       "ip_ranges": ranges})
+        group = {"name": _text(form, f"{g}.name"), "uuid": _text(form, f"{g}.uuid"),
+                 "ip_ranges": ranges}
+        if f"{g}.site" in form:  # a hub's editor: the site that polls the group
+            group["site"] = _text(form, f"{g}.site")
+        groups.append(group)
     return groups
 
 
@@ -148,14 +151,14 @@ def _network_page(request: Request[Any, Any, Any], groups: list[dict[str, Any]],
     values.setdefault("saved", "")
     values.setdefault("dirty", False)
     values.setdefault("focus", None)
+    sites = services.sites(agent_of(request))
     return html(request, "settings_miners.html", status, active="settings_miners",
-                groups=groups, **values)
+                groups=groups, sites=sites if len(sites) > 1 else [], **values)
 
 
 @get("/settings/miners", sync_to_thread=False, include_in_schema=False)
 def network_form(request: Request[Any, Any, Any]) -> Response[str]:
-    agent = agent_of(request)
-    groups = network_payload(agent.config.network)["ip_range_groups"]
+    groups = services.network(agent_of(request)).payload()["ip_range_groups"]
     saved = ""
     if request.query_params.get("saved"):
         _ = translator(ctx(request)["lang"])
@@ -176,8 +179,9 @@ async def network_submit(request: Request[Any, Any, Any]) -> Response[Any]:
     lang = ctx(request)["lang"]
     agent = agent_of(request)
     try:
-        task, _config = set_network(agent.edits, agent.tasks, principal(request).label,
-                                    groups, via="web UI")
+        task, _warnings = await services.network(agent).set_network(
+            principal(request).label, groups, via="web UI",
+            sites=[str(s) for s in form.getall("sites")] if "sites" in form else ())
     except ConfigError as exc:
         errors, general = map_errors(exc, lang)
         return _network_page(request, groups, status=422, errors=errors, form_errors=general,

@@ -17,6 +17,7 @@ import jinja2
 from litestar import Request, Response
 from litestar.datastructures import Cookie
 
+from webbo.web.services import hub as hub_of
 from webbo.web.ui.banners import banners
 from webbo.web.ui.errors import translate_error
 from webbo.web.ui.i18n import COOKIE as LANG_COOKIE
@@ -136,6 +137,7 @@ def ctx(request: Request[Any, Any, Any], **values: Any) -> Ctx:
         user=session.user if session is not None else None, csrf=csrf, path=path,
         query=query, now=time.time(), banners=banners(agent, lang) if agent else [],
         error_text=lambda message: translate_error(str(message), lang),
+        hub=agent is not None and hub_of(agent) is not None,
         **{"active": "", **values},
     )
 

@@ -101,10 +101,12 @@
   const mapForm = document.getElementById("mapform");
   if (mapForm) {
     mapForm.addEventListener("change", () => {
-      const color = new FormData(mapForm).get("color");
+      const form = new FormData(mapForm);
+      const query = new URLSearchParams({color: form.get("color")});
+      if (form.get("site")) query.set("site", form.get("site"));  // a hub's site filter
       const map = document.getElementById("map");
-      map.dataset.live = "/ui/map/tiles?color=" + encodeURIComponent(color);
-      history.replaceState(null, "", "/map?color=" + encodeURIComponent(color));
+      map.dataset.live = "/ui/map/tiles?" + query;
+      history.replaceState(null, "", "/map?" + query);
       refresh(map);
     });
   }

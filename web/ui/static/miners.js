@@ -173,7 +173,7 @@
     if (single) return { macs: single.dataset.macs.split(" "), n: 1 };
     if (matching) {
       const filter = {};
-      query.forEach((value, key) => { if (["q", "group", "range", "state"].includes(key)) filter[key] = value; });
+      query.forEach((value, key) => { if (["q", "site", "group", "range", "state"].includes(key)) filter[key] = value; });
       return { filter: filter, n: total };
     }
     return { macs: Array.from(selected), n: selected.size };
