@@ -62,7 +62,8 @@ class OutputBuffer(Protocol):
 class MetricBuffer:
     """A ring buffer of metrics in memory with drop-oldest overflow."""
 
-    __slots__ = ("_items", "_mark_at", "_marks", "_next_seq", "dropped", "limit", "on_drop")
+    __slots__ = ("_inflight", "_inflight_dropped", "_items", "_mark_at", "_marks", "_next_seq",
+                 "dropped", "limit", "on_drop")
 
     kind = "memory"
 
@@ -75,6 +76,9 @@ class MetricBuffer:
         self._marks: deque[tuple[int, float]] = deque()
         """(first sequence number, wall-clock time) once a second: how long entries waited."""
         self._mark_at = 0.0
+        self._inflight: tuple[int, int] | None = None
+        """The sequence numbers of the batch being written (the last :meth:`read`)."""
+        self._inflight_dropped = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -99,8 +103,11 @@ class MetricBuffer:
 
     def _drop(self, count: int) -> None:
         seq = -1
+        inflight = self._inflight
         for _ in range(count):
             seq = self._items.popleft()[0]
+            if inflight is not None and inflight[0] <= seq <= inflight[1]:
+                self._inflight_dropped += 1
         self.dropped += count
         if self.on_drop is not None:
             added = self._added_at(seq)
@@ -121,10 +128,17 @@ class MetricBuffer:
         return [m for _, m in head], head[-1][0]
 
     async def read(self, count: int) -> tuple[Sequence[Metric], int]:
-        return self.peek(count)
+        metrics, last = self.peek(count)
+        self._inflight = (last - len(metrics) + 1, last) if metrics else None
+        self._inflight_dropped = 0
+        return metrics, last
 
     def ack(self, last_seq: int) -> int:
         """Remove every entry up to and including ``last_seq``; returns how many were removed."""
+        if self._inflight is not None and last_seq >= self._inflight[1]:
+            # Dropped from the ring while their batch was being written, yet delivered.
+            self.dropped -= self._inflight_dropped
+            self._inflight, self._inflight_dropped = None, 0
         removed = 0
         items = self._items
         while items and items[0][0] <= last_seq:

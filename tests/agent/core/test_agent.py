@@ -208,9 +208,19 @@ async def test_buffer_overflow_drops_oldest_and_counts(tmp_path, registry):
     buffer = MetricBuffer(3)
     for i in range(5):
         buffer.add(Metric("m", {}, {"i": i}, i))
-    batch, last = buffer.peek(10)
+    batch, last = await buffer.read(10)
     assert [m.fields["i"] for m in batch] == [2, 3, 4]
     assert buffer.dropped == 2
     buffer.add(Metric("m", {}, {"i": 5}, 5))  # overflow while "writing": drops 2
+    assert buffer.dropped == 3
     assert buffer.ack(last) == 2  # only 3 and 4 were still there
+    assert buffer.dropped == 2  # 2 was dropped from the ring, yet the write delivered it
     assert [m.fields["i"] for m in buffer.peek(10)[0]] == [5]
+    batch, last = await buffer.read(10)
+    buffer.add(Metric("m", {}, {"i": 6}, 6))
+    buffer.add(Metric("m", {}, {"i": 7}, 7))
+    buffer.add(Metric("m", {}, {"i": 8}, 8))  # drops 5, in flight; this write fails
+    assert buffer.dropped == 3
+    batch, last = await buffer.read(10)  # the retry: 5 is gone for good
+    assert [m.fields["i"] for m in batch] == [6, 7, 8] and buffer.ack(last) == 3
+    assert buffer.dropped == 3

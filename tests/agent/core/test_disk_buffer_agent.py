@@ -183,7 +183,11 @@ async def test_an_outage_longer_than_the_buffer_drops_the_oldest_counted_and_sai
     assert len(got) + dropped == produced and dropped > 0
     assert len(set(got)) == len(got)
     missing = sorted(set(range(produced)) - set(got))
-    assert missing == list(range(missing[0], missing[0] + dropped))  # the oldest, one run
+    # The oldest went. The only ones older than a dropped one that arrive are batches already
+    # on their way when their part of the buffer was dropped (delivered, so not counted).
+    delivered_among = [s for s in got if missing[0] < s < missing[-1]]
+    assert len(delivered_among) <= 4 * 500, delivered_among[:5]
+    assert missing[-1] < produced - 1000  # the newest were kept
     events = [e["event"] for e in logs if e.get("output") == runner.inst.label]
     assert events.count("output buffer full: dropping the oldest metrics") == 1
     assert events.count("output buffer still dropping") >= 2
