@@ -69,7 +69,7 @@ class _Collect:
         self.sink = sink
         self.lock = lock
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         body_part = message.get_body(preferencelist=("plain", "html"))
         body = body_part.get_content() if body_part is not None else ""

@@ -198,3 +198,81 @@ async def test_fifty_silent_miners_of_one_rack_are_one_message(tmp_path, registr
             assert "http://127.0.0.1:8000/miners?range=" in hook.messages[0].body
         finally:
             await agent.stop(flush_timeout=1)
+
+
+@pytest.mark.slow
+async def test_a_restart_sends_nothing_again_and_resolves_what_cleared_meanwhile(
+        tmp_path, registry, receivers):
+    hook, mail = receivers
+    net = block()
+    ips = [f"{net}{i}" for i in range(1, 3)]
+    rules = rule("hot", "temp_chip_high", threshold=100)
+    async with family(registry, "antminer", ips, http_port=8080,
+                      models=["Antminer S19j Pro"]) as sim:
+        text = farm_config(tmp_path / "state", ips[0], ips[-1], rules, channels(hook, mail),
+                           group_by='["rule", "device"]')
+        for device in sim.sims:
+            device.steer(heat_c=40)
+        agent = await start_agent(tmp_path, registry, text)
+        try:
+            engine = engine_of(agent)
+            await wait_until(lambda: len(engine.alerts("firing")) == 2, 60, "2 firing")
+            await wait_until(lambda: len(hook.messages) == 2 and len(mail.messages) == 2, 30)
+        finally:
+            await agent.stop(flush_timeout=1)
+        saved = json.loads((tmp_path / "state" / "alerts.json").read_text())
+        assert [a["status"] for a in saved["alerts"]] == ["firing", "firing"]
+
+        sim.by_ip[ips[1]].recover()  # cools down while the agent is stopped
+        agent = await start_agent(tmp_path, registry, text)
+        try:
+            engine = engine_of(agent)
+            assert len(engine.alerts("firing")) == 2  # known at once, from the state file
+            await wait_until(lambda: len(engine.alerts("firing")) == 1, 60, "one resolved")
+            await wait_until(lambda: len(hook.messages) == 3 and len(mail.messages) == 3, 30)
+            evaluations = engine.stats.evaluations
+            await wait_until(lambda: engine.stats.evaluations >= evaluations + 4, 30)
+            for receiver in (hook, mail):
+                assert len(receiver.messages) == 3, as_json(receiver.messages)
+                assert receiver.messages[2].title.startswith("Восстановлено: ")
+            assert engine.alerts("firing")[0].key == sim.by_ip[ips[0]].mac.lower()
+        finally:
+            await agent.stop(flush_timeout=1)
+
+
+@pytest.mark.slow
+async def test_remediation_reboots_a_stuck_miner_once_per_interval_and_audits_it(
+        tmp_path, registry, receivers):
+    hook, _ = receivers
+    net = block()
+    ips = [f"{net}{i}" for i in range(1, 3)]
+    stuck = ips[0]
+    rules = rule("stuck", "hashrate_low", threshold=1, action="reboot", action_interval="1h")
+    async with family(registry, "antminer", ips, http_port=8080,
+                      models=["Antminer S19j Pro"]) as sim:
+        text = farm_config(tmp_path / "state", ips[0], ips[-1], rules, channels(hook))
+        agent = await start_agent(tmp_path, registry, text)
+        try:
+            engine = engine_of(agent)
+            await wait_until(lambda: ok_count(agent) == 2, 60, "2 miners polled")
+            before = sim.by_ip[stuck].started
+            sim.by_ip[stuck].steer(hash_factor=0)
+            await wait_until(lambda: engine.remediator.runs == 1, 60, "one remediation")
+            await wait_until(lambda: sim.by_ip[stuck].started > before, 5, "the reboot")
+            # it comes back still stuck: the alert keeps firing, and nothing reboots it again
+            await wait_until(lambda: ok_count(agent) == 2, 60, "back after the reboot")
+            evaluations = engine.stats.evaluations
+            await wait_until(lambda: engine.stats.evaluations >= evaluations + 4, 30)
+            assert [a.rule for a in engine.alerts("firing")] == ["stuck"]
+            assert engine.remediator.runs == 1
+            audit = agent.tasks.audit.read(limit=100)
+            remediations = [e for e in audit if e.get("event") == "remediation"]
+            assert len(remediations) == 1, remediations
+            entry = remediations[0]
+            assert entry["rule"] == "stuck" and entry["action"] == "reboot"
+            assert entry["mac"] == sim.by_ip[stuck].mac.lower() and entry["success"] is True
+            starts = [e for e in audit if e.get("event") == "start"
+                      and e.get("method") == "remediation/reboot"]
+            assert len(starts) == 1 and starts[0]["who"] == "alerts:stuck"
+        finally:
+            await agent.stop(flush_timeout=1)
