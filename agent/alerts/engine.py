@@ -597,9 +597,11 @@ class AlertEngine:
         if self._saving is not None and not self._saving.done():
             return
         try:
-            self._saving = asyncio.ensure_future(asyncio.to_thread(self.save))
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no running loop (a bench, a test)
             self.save()
+            return
+        self._saving = loop.create_task(asyncio.to_thread(self.save))
 
     # -- status --------------------------------------------------------------------------------
 
