@@ -129,11 +129,11 @@ class Channel:
             return f"{type(exc).__name__}: {exc}"
         if bool(result):
             return ""
-        reasons = []
+        reasons: list[str] = []
         with contextlib.suppress(Exception):
-            reasons = [str(entry) for entry in result.logs()][-2:]
-        status = getattr(getattr(result, "status", None), "value", "failure")
-        return f"{status}" + (f": {' | '.join(reasons)}" if reasons else "")
+            reasons = [str(entry).split(" - ", 2)[-1] for entry in result.logs()][-2:]
+        status = str(getattr(getattr(result, "status", None), "name", "failure")).lower()
+        return status + (f": {' | '.join(reasons)}" if reasons else "")
 
     async def _run(self) -> None:
         while True:

@@ -231,3 +231,43 @@ def test_work_mode_set_through_the_agent_is_compared(tmp_path, registry):
     d.work_mode_set = "sleep"
     engine.evaluate()
     assert statuses(engine) == [("mode", "07", "firing")]
+
+
+async def test_a_failing_channel_is_retried_dropped_and_visible_and_blocks_nothing(
+        tmp_path, registry):
+    from alert_receivers import SmtpReceiver, WebhookReceiver, wait_until
+
+    hook = await WebhookReceiver(fail_with=500).start()
+    mail = SmtpReceiver().start()
+    try:
+        _, engine = make(tmp_path, registry, f"""retry_attempts = 3
+retry_max_backoff = "1s"
+[[alerts.rules]]
+name = "budget"
+condition = "feed_over_budget"
+[[alerts.channels]]
+name = "hook"
+url = "{hook.url}"
+[[alerts.channels]]
+name = "mail"
+url = "{mail.url}"
+""")
+        engine.start()
+        engine.report("feed_over_budget", "feed-1", True, "Ввод 1: 812 кВт при лимите 800")
+        await wait_until(lambda: len(mail.messages) == 1, 20, "the mail")
+        hook_channel = engine.notifier.channels["hook"]
+        await wait_until(lambda: hook_channel.stats.dropped == 1, 20, "the hook message dropped")
+        status = {c["name"]: c for c in engine.status()["channels"]}
+        assert status["hook"]["healthy"] is False and status["hook"]["failed_attempts"] == 3
+        assert "failure" in status["hook"]["last_error"]
+        assert status["mail"]["healthy"] is True and status["mail"]["sent"] == 1
+        assert engine.status()["channels_failing"] == 1
+        assert mail.messages[0].title == "[ВНИМАНИЕ] feed-1: Ввод 1: 812 кВт при лимите 800"
+        assert await engine.test_channel("mail") == (True, "")
+        ok, error = await engine.test_channel("hook")
+        assert not ok and error
+        assert await engine.test_channel("nope") == (False, "no channel named 'nope'")
+    finally:
+        await engine.close()
+        await hook.stop()
+        mail.stop()
