@@ -30,7 +30,7 @@ SEVERITIES = ("info", "warning", "critical")
 LANGUAGES = ("ru", "en")
 GROUP_BY = ("rule", "group", "range", "device")
 ACTIONS = {"reboot": Action.REBOOT, "set_work_mode": Action.SET_WORK_MODE}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,63}$")
+_NAME = re.compile(r"^\w[\w.\- ]{0,63}$")
 TEMPLATE_FIELDS = ("rule", "ip", "mac", "model", "group", "range", "serial", "value",
                    "threshold", "key", "summary")
 """Names a rule's ``message`` template may use (``{ip} {value:.0f} °C``)."""
@@ -79,8 +79,9 @@ class RuleConfig(Section, kw_only=True):
 
     def check(self) -> Iterator[ConfigError]:
         if not _NAME.match(self.name):
-            yield ConfigError("name", "1-64 letters, digits, spaces, '.', '_' or '-', "
-                                      f"starting with a letter or digit; got {self.name!r}")
+            yield ConfigError("name", "1-64 letters (any alphabet), digits, spaces, '.', '_' "
+                                      f"or '-', starting with a letter or digit; got "
+                                      f"{self.name!r}")
         if self.condition not in CONDITIONS:
             yield ConfigError("condition", f"unknown condition {self.condition!r}; known: "
                                            f"{', '.join(CONDITIONS)}")

@@ -29,7 +29,7 @@ from webbo.agent.core.contract import Mutation
 from webbo.agent.core.files import write_atomically
 
 __all__ = ["ConfigEditor", "append_table", "edit_config", "persist_generated_uuids",
-           "remove_tables", "set_table_array"]
+           "put_table", "remove_tables", "set_table_array"]
 
 _edit_lock = threading.Lock()
 
@@ -324,3 +324,17 @@ def remove_tables(doc: tomlkit.TOMLDocument, dotted: str,
     if removed:
         _replace_array(parent, leaf, existing, keep)
     return removed
+
+
+def put_table(doc: tomlkit.TOMLDocument, dotted: str,
+              predicate: Callable[[Mapping[str, Any]], bool], item: Mapping[str, Any]) -> None:
+    """Replace the first ``[[dotted]]`` table for which ``predicate`` is true with ``item``, in
+    place (the other tables and every comment stay as written), or append it."""
+    parent, leaf = _parent_and_leaf(doc, dotted)
+    existing = parent.get(leaf)
+    if existing is not None:
+        for index, table in enumerate(existing):
+            if predicate(table):
+                existing[index] = _to_table(item)
+                return
+    append_table(doc, dotted, item)
