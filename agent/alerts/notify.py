@@ -138,11 +138,11 @@ class Channel:
     async def _run(self) -> None:
         while True:
             message, done = await self.queue.get()
-            ok = await self._deliver(message)
+            ok = await self.deliver(message)
             if done is not None and not done.done():
                 done.set_result(ok)
 
-    async def _deliver(self, message: Message) -> bool:
+    async def deliver(self, message: Message) -> bool:
         delay = 1.0
         error = ""
         for attempt in range(1, self.attempts + 1):
