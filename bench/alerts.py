@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import platform
 import random
 import statistics
@@ -114,8 +115,29 @@ async def evaluation_cost(miners: int, cycles: int) -> None:
             await asyncio.sleep(0.1)
             fleet = agent.services["miners"]
             print(f"identified {len(fleet.inventory)} miners")
+            gc_time = [0.0, 0.0]
+
+            def on_gc(phase: str, info: dict) -> None:
+                if phase == "start":
+                    gc_time[1] = time.process_time()
+                elif engine_busy[0]:
+                    gc_time[0] += time.process_time() - gc_time[1]
+
+            engine_busy = [False]
+            evaluate = engine.evaluate
+
+            def timed_evaluate(now: float | None = None) -> None:
+                engine_busy[0] = True
+                try:
+                    evaluate(now)
+                finally:
+                    engine_busy[0] = False
+
+            engine.evaluate = timed_evaluate  # type: ignore[method-assign]
+            gc.callbacks.append(on_gc)
             rows = []
             for _ in range(cycles):
+                gc_time[0] = 0.0
                 sink.clear()
                 gc.collect()
                 before = engine.stats.evaluations
@@ -125,17 +147,33 @@ async def evaluation_cost(miners: int, cycles: int) -> None:
                 await until(lambda before=before: engine.stats.evaluations != before, 0.01)
                 cpu = time.process_time() - cpu0
                 evaluation = engine.stats.evaluation_cpu_s
+                gc.collect()
+                quiet = time.process_time()
+                evaluate()
+                quiet = time.process_time() - quiet
+                if os.environ.get("BENCH_PROFILE"):
+                    import cProfile
+                    import pstats
+
+                    profile = cProfile.Profile()
+                    profile.runcall(evaluate)
+                    pstats.Stats(profile).sort_stats("tottime").print_stats(12)
                 rows.append((cpu - evaluation, evaluation, engine.stats.evaluation_time_s,
-                             fleet.last_sweep.polled_ok, engine.counts()))
+                             gc_time[0], quiet, fleet.last_sweep.polled_ok, engine.counts()))
+            gc.callbacks.remove(on_gc)
             await fleet.close()
             await engine.close()
     finally:
         stop(proc)
-    print(f"\n{'poll CPU s':>11} {'eval CPU ms':>12} {'eval wall ms':>13} {'eval/poll':>10} "
-          f"{'polled ok':>10}  alerts")
-    for poll_cpu, eval_cpu, eval_wall, ok, counts in rows:
-        print(f"{poll_cpu:11.2f} {eval_cpu * 1000:12.1f} {eval_wall * 1000:13.1f} "
-              f"{100 * eval_cpu / poll_cpu:9.2f}% {ok:10d}  {counts}")
+    print("\neval CPU: the evaluation after the sweep, as it ran (with any garbage collection "
+          "that fell into it: 'of it GC');\nquiet: the same evaluation again right after, "
+          "without the sweep's garbage")
+    print(f"{'poll CPU s':>11} {'eval CPU ms':>12} {'of it GC ms':>12} {'eval wall ms':>13} "
+          f"{'eval/poll':>10} {'quiet ms':>9} {'quiet/poll':>11} {'polled ok':>10}  alerts")
+    for poll_cpu, eval_cpu, eval_wall, in_gc, quiet, ok, counts in rows:
+        print(f"{poll_cpu:11.2f} {eval_cpu * 1000:12.1f} {in_gc * 1000:12.1f} "
+              f"{eval_wall * 1000:13.1f} {100 * eval_cpu / poll_cpu:9.2f}% {quiet * 1000:9.1f} "
+              f"{100 * quiet / poll_cpu:10.2f}% {ok:10d}  {counts}")
 
 
 async def latency(samples: int) -> None:

@@ -114,7 +114,8 @@ class Condition:
     """One built-in condition: what it scans, its default limits, and how its values compare.
 
     ``direction``: "above" (holds while value > threshold), "below" (value <= threshold),
-    "band" (value outside [low, high]) or "flag" (holds when the scan returns it)."""
+    "atleast" (value >= threshold), "within" (value < threshold), "band" (value outside
+    [low, high]) or "flag" (holds when the scan returns it)."""
 
     name: str
     kind: str
@@ -145,14 +146,26 @@ class Condition:
         return tight, tight
 
     def holds(self, value: float, lim: Limits) -> bool:
-        """Whether ``value`` satisfies the condition at ``lim`` (the tight check)."""
-        if self.direction == "above":
+        """Whether ``value`` satisfies the condition at ``lim``."""
+        direction = self.direction
+        if direction == "above":
             return value > lim.threshold
-        if self.direction == "below":
+        if direction == "below":
             return value <= lim.threshold
-        if self.direction == "band":
+        if direction == "atleast":
+            return value >= lim.threshold
+        if direction == "within":
+            return value < lim.threshold
+        if direction == "band":
             return value < lim.low or value > lim.high
         return True
+
+    def widest(self, limits: list[Limits]) -> Limits:
+        """One limit that lets through whatever any of ``limits`` does: several rules of this
+        condition share one scan, then each keeps its own hits."""
+        ths = [lim.threshold for lim in limits]
+        th = max(ths) if self.direction in ("below", "within") else min(ths)
+        return Limits(th, max(lim.low for lim in limits), min(lim.high for lim in limits))
 
     def unknown(self, subject: Any) -> bool:
         """True when nothing fresh is known of ``subject``: a firing alert stays as it is."""
@@ -216,16 +229,18 @@ def _asleep(d: Device) -> bool:
 def _hashrate_low(devices: list[Device], lim: Limits, now: float, _: Memory
                   ) -> list[tuple[Any, float]]:
     th = lim.threshold / 100.0
+    sleep = WorkMode.SLEEP
     out = []
     for d in devices:
         r = d.reading
-        if r is None or d.state != "ok":
+        if r is None:
             continue
         expected = r.expected_hashrate_ths
         if not expected:
             continue
         rate = r.hashrate_ths or 0.0
-        if rate <= expected * th and not _asleep(d):
+        if rate <= expected * th and d.state == "ok" and r.work_mode != sleep \
+                and d.work_mode_set != "sleep":
             out.append((d, 100.0 * rate / expected))
     return out
 
@@ -236,10 +251,10 @@ def _fan_low(devices: list[Device], lim: Limits, now: float, _: Memory
     out = []
     for d in devices:
         r = d.reading
-        if r is not None and r.fans_rpm and d.state == "ok":
-            low = min(r.fans_rpm)
-            if low <= th:
-                out.append((d, float(low)))
+        if r is not None:
+            fans = r.fans_rpm
+            if fans and min(fans) <= th and d.state == "ok":
+                out.append((d, float(min(fans))))
     return out
 
 
@@ -250,14 +265,16 @@ def _boards_bad(devices: list[Device], lim: Limits, now: float, mem: Memory
     out = []
     for d in devices:
         r = d.reading
-        if r is None or d.state != "ok" or not (r.boards or d.mac in most):
+        if r is None:
             continue
-        bad = max(0, most.get(d.mac, 0) - len(r.boards))
+        boards = r.boards
+        bad = most.get(d.mac, 0) - len(boards)
+        bad = bad if bad > 0 else 0
         hashing = (r.hashrate_ths or 0.0) > 0
-        for b in r.boards:
+        for b in boards:
             if b.chips == 0 or (hashing and b.hashrate_ths is not None and b.hashrate_ths <= 0):
                 bad += 1
-        if bad >= th:
+        if bad >= th and d.state == "ok":
             out.append((d, float(bad)))
     return out
 
@@ -267,10 +284,14 @@ def _no_pool(devices: list[Device], lim: Limits, now: float, _: Memory
     out = []
     for d in devices:
         r = d.reading
-        if r is None or d.state != "ok" or not r.pools:
+        if r is None or not r.pools:
             continue
-        if not any(p.active for p in r.pools) and not _asleep(d):
-            out.append((d, 0.0))
+        for p in r.pools:
+            if p.active:
+                break
+        else:
+            if d.state == "ok" and not _asleep(d):
+                out.append((d, 0.0))
     return out
 
 
@@ -296,8 +317,7 @@ def _rebooted(devices: list[Device], lim: Limits, now: float, mem: Memory
     for d in devices:
         when = at.get(d.mac)
         if when is not None and now - when < hold:
-            up = d.reading.uptime_s if d.reading is not None else None
-            out.append((d, float(up or 0)))
+            out.append((d, now - when))
     return out
 
 
@@ -369,9 +389,9 @@ def _phase_lost(meters: list[dict[str, Any]], lim: Limits, now: float, _: Memory
 
 
 CONDITIONS: dict[str, Condition] = {c.name: c for c in (
-    Condition("miner_offline", "miner", "flag", threshold=60.0, unit="s", scan=_offline,
+    Condition("miner_offline", "miner", "atleast", threshold=60.0, unit="s", scan=_offline,
               description="the miner has not answered for threshold seconds"),
-    Condition("miner_failing", "miner", "flag", threshold=0.0, unit="s", scan=_failing,
+    Condition("miner_failing", "miner", "atleast", threshold=0.0, unit="s", scan=_failing,
               description="the miner answers, but garbled or with an error"),
     Condition("temp_chip_high", "miner", "above", threshold=90.0, hysteresis=5.0, unit="°C",
               scan=_reading_above("temp_chip_max_c"),
@@ -384,7 +404,7 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
               description="hashrate at or below threshold % of the expected (not asleep)"),
     Condition("fan_low", "miner", "below", threshold=0.0, unit="rpm", scan=_fan_low,
               description="a fan at or below threshold rpm (0: stopped)"),
-    Condition("board_dead", "miner", "flag", threshold=1.0, scan=_boards_bad,
+    Condition("board_dead", "miner", "atleast", threshold=1.0, scan=_boards_bad,
               description="at least threshold hash boards dead (no chips, no hashrate) or "
                           "missing"),
     Condition("pool_none", "miner", "flag", scan=_no_pool,
@@ -392,11 +412,11 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("rejected_high", "miner", "above", threshold=5.0, hysteresis=1.0, unit="%",
               scan=_rejected,
               description="rejected shares above threshold % over the last minutes"),
-    Condition("miner_rebooted", "miner", "flag", threshold=600.0, unit="s", scan=_rebooted,
+    Condition("miner_rebooted", "miner", "within", threshold=600.0, unit="s", scan=_rebooted,
               description="the uptime went back (shown for threshold seconds)"),
     Condition("work_mode_mismatch", "miner", "flag", scan=_mode_mismatch,
               description="the work mode differs from the one last set through the agent"),
-    Condition("meter_offline", "meter", "flag", threshold=60.0, unit="s", scan=_meter_offline,
+    Condition("meter_offline", "meter", "atleast", threshold=60.0, unit="s", scan=_meter_offline,
               description="the meter has not answered for threshold seconds"),
     Condition("voltage_out_of_band", "meter", "band", hysteresis=2.0, low=198.0, high=253.0,
               unit="V", scan=_voltage_band,

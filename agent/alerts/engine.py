@@ -18,8 +18,9 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -45,6 +46,7 @@ log = structlog.get_logger("webbo.alerts")
 __all__ = ["STATE_FILE", "AlertEngine", "AlertsInput", "CompiledRule"]
 
 STATE_FILE = "alerts.json"
+MEMORY_FILE = "alerts-memory.json"
 MEASUREMENT = "alert"
 STATEFUL = frozenset({"miner_rebooted", "board_dead", "rejected_high"})
 
@@ -65,6 +67,11 @@ class CompiledRule:
     @property
     def everything(self) -> bool:
         return not (self.groups or self.ranges or self.macs or self.meters)
+
+    def has(self, device: Device) -> bool:
+        """Scope check for one miner."""
+        return (self.everything or device.range_id in self.ranges
+                or device.group_id in self.groups or device.mac in self.macs)
 
     def covers(self, labels: dict[str, str], key: str) -> bool:
         """Scope check for one reported or meter alert."""
@@ -154,6 +161,8 @@ class AlertEngine:
         self._started = False
         self._watched_since: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._index: _Index | None = None
+        self._memory_saved_at = 0.0
         self.started_at = time.time()
 
     # -- configuration -------------------------------------------------------------------------
@@ -248,28 +257,33 @@ class AlertEngine:
         rules = list(self.rules.values())
         if any(r.cond.name in STATEFUL for r in rules):
             self.memory.observe(devices, now)
-        by_mac = {d.mac: d for d in devices}
-        index = _Index(devices)
+        by_mac = fleet.inventory.by_mac if fleet is not None else {}
+        index = self._index_for(devices)
         meters: list[dict[str, Any]] = []
         if any(r.cond.kind == "meter" for r in rules):
             meters = self._meters(now)
         by_serial = {str(m.get("serial_number", "")): m for m in meters}
         silences = self.silences.active(now)
+        shared: dict[str, list[CompiledRule]] = {}
         for compiled in rules:
             kind = compiled.cond.kind
-            if kind == "miner":
-                subjects: Sequence[Any] = index.scope(compiled)
-                lookup: dict[str, Any] = by_mac
-            elif kind == "meter":
-                subjects = [m for m in meters if compiled.everything or compiled.covers(
-                    {}, str(m.get("serial_number", "")))]
-                lookup = by_serial
-            else:
+            if kind == "reported":
                 self._step_reported(compiled, now, silences)
-                continue
-            assert compiled.cond.scan is not None
-            hits = compiled.cond.scan(list(subjects), compiled.loose, now, self.memory)
-            self._step(compiled, hits, lookup, now, silences)
+            elif kind == "miner" and sum(r.cond is compiled.cond for r in rules) > 1:
+                shared.setdefault(compiled.cond.name, []).append(compiled)
+            else:
+                if kind == "miner":
+                    subjects: list[Any] = index.scope(compiled)
+                    lookup: dict[str, Any] = by_mac
+                else:
+                    subjects = [m for m in meters if compiled.everything or compiled.covers(
+                        {}, str(m.get("serial_number", "")))]
+                    lookup = by_serial
+                assert compiled.cond.scan is not None
+                hits = compiled.cond.scan(subjects, compiled.loose, now, self.memory)
+                self._step(compiled, hits, lookup, now, silences)
+        for group in shared.values():
+            self._step_shared(group, devices, by_mac, now, silences)
         self._after(now, silences)
         self.stats.evaluations += 1
         self.stats.evaluation_time_s = time.perf_counter() - started
@@ -278,6 +292,38 @@ class AlertEngine:
         if len(by_mac) and self.stats.evaluations % 100 == 0:
             self.memory.forget(set(by_mac))
 
+    INDEX_EVERY = 10
+    """The scoped rules' device lists are rebuilt every this many evaluations (and when the
+    inventory or the config changes): a miner that moved racks is in its new scope within
+    that many cycles."""
+
+    def _index_for(self, devices: list[Device]) -> _Index:
+        key = (len(devices), id(self.config))
+        index = self._index
+        if index is None or index.key != key or index.uses >= self.INDEX_EVERY:
+            index = self._index = _Index(devices, key)
+        index.uses += 1
+        index.devices = devices
+        return index
+
+    def _step_shared(self, group: list[CompiledRule], devices: list[Device],
+                     by_mac: dict[str, Any], now: float, silences: list[Silence]) -> None:
+        """Several rules of one miner condition: one scan with the widest limit, then each
+        rule keeps the hits in its scope and its own limit (10 rack-scoped temperature rules
+        cost one pass over the farm, not ten)."""
+        cond = group[0].cond
+        assert cond.scan is not None
+        hits = cond.scan(devices, cond.widest([r.loose for r in group]), now, self.memory)
+        holds = cond.holds
+        for compiled in group:
+            loose = compiled.loose
+            if compiled.everything:
+                mine = [h for h in hits if holds(h[1], loose)]
+            else:
+                has = compiled.has
+                mine = [h for h in hits if holds(h[1], loose) and has(h[0])]
+            self._step(compiled, mine, by_mac, now, silences)
+
     def _step(self, compiled: CompiledRule, hits: list[tuple[Any, float]],
               lookup: dict[str, Any], now: float, silences: list[Silence]) -> None:
         """The state machine of one rule's alerts for one evaluation."""
@@ -285,6 +331,7 @@ class AlertEngine:
         bucket = self.active.setdefault(rule.name, {})
         held: set[str] = set()
         miner = cond.kind == "miner"
+        wait = float(rule.for_)
         for subject, value in hits:
             key = subject.mac if miner else str(subject.get("serial_number", ""))
             alert = bucket.get(key)
@@ -292,12 +339,15 @@ class AlertEngine:
                 if not cond.holds(value, compiled.tight):
                     continue
                 alert = bucket[key] = Alert(rule.name, key, cond.kind, rule.severity, now)
+                alert.labels = miner_labels(subject) if miner else meter_labels(subject)
                 self._mark()
+            elif miner and (alert.labels.get("ip") != subject.ip
+                            or alert.labels.get("range_id") != subject.range_id):
+                alert.labels = miner_labels(subject)  # moved (DHCP) or re-placed
             held.add(key)
             alert.value = value
-            alert.labels = miner_labels(subject) if miner else meter_labels(subject)
             alert.clear_since = 0.0
-            if alert.status == "pending" and now - alert.since >= rule.for_:
+            if alert.status == "pending" and now - alert.since >= wait:
                 self._fire(alert, now, silences)
         for key in [k for k in bucket if k not in held]:
             alert = bucket[key]
@@ -560,6 +610,12 @@ class AlertEngine:
         self.fires = {k: list(v) for k, v in saved.fires.items()}
         self.remediator.last = dict(saved.actions)
         self.memory.load(saved.memory)
+        memory = self.path.with_name(MEMORY_FILE)
+        if memory.exists():
+            try:
+                self.memory.load(msgspec.json.decode(memory.read_bytes()))
+            except (OSError, msgspec.DecodeError, ValueError, TypeError) as exc:
+                log.warning("alert memory unreadable", path=str(memory), error=str(exc))
         log.info("alert state loaded", alerts=len(saved.alerts), path=str(self.path))
 
     def snapshot(self) -> bytes:
@@ -572,24 +628,38 @@ class AlertEngine:
                     for a in bucket.values()],
             history=list(self.history)[-self.section.history_limit:],
             fires={k: v for k, v in fires.items() if v},
-            actions={k: v for k, v in self.remediator.last.items() if now - v < 86400 * 7},
-            memory=self.memory.to_dict())
+            actions={k: v for k, v in self.remediator.last.items() if now - v < 86400 * 7})
         return msgspec.json.encode(state)
 
-    def save(self) -> None:
-        if self.path is None or not self._dirty:
+    MEMORY_EVERY = 600.0
+    """The conditions' memory (boards seen per miner: thousands of entries) is saved this
+    often and at the end, not with every alert change."""
+
+    def save(self, memory: bool = False) -> None:
+        if self.path is None:
+            return
+        now = time.time()
+        if memory or now - self._memory_saved_at >= self.MEMORY_EVERY:
+            self._memory_saved_at = now
+            self._write(self.path.with_name(MEMORY_FILE),
+                        msgspec.json.encode(self.memory.to_dict()))
+        if not self._dirty:
             return
         self._dirty = False
-        data = self.snapshot()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not self.path.exists():
-                self.path.touch(mode=0o600)
-            write_atomically(self.path, data.decode())
-            os.chmod(self.path, 0o600)
-        except OSError as exc:
+        if not self._write(self.path, self.snapshot()):
             self._dirty = True
-            log.error("alert state not saved", path=str(self.path), error=str(exc))
+
+    def _write(self, path: Path, data: bytes) -> bool:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                path.touch(mode=0o600)
+            write_atomically(path, data.decode())
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            log.error("alert state not saved", path=str(path), error=str(exc))
+            return False
+        return True
 
     def _save_soon(self) -> None:
         if not self._dirty or self.path is None:
@@ -625,21 +695,31 @@ class AlertEngine:
             with contextlib.suppress(Exception):
                 await self._saving
         self._dirty = True
-        await asyncio.to_thread(self.save)
+        await asyncio.to_thread(self.save, True)
 
 
 class _Index:
-    """The inventory by range and group for one evaluation (scoped rules read it)."""
+    """The inventory by range and group (scoped rules read it), and each scoped rule's
+    devices, kept for a few evaluations."""
 
-    def __init__(self, devices: list[Device]) -> None:
+    def __init__(self, devices: list[Device], key: tuple[int, int]) -> None:
         self.devices = devices
+        self.key = key
+        self.uses = 0
         self._by_range: dict[str, list[Device]] | None = None
         self._by_group: dict[str, list[Device]] | None = None
         self._by_mac: dict[str, Device] | None = None
+        self._scopes: dict[int, list[Device]] = {}
 
     def scope(self, compiled: CompiledRule) -> list[Device]:
         if compiled.everything:
             return self.devices
+        found = self._scopes.get(id(compiled))
+        if found is None:
+            found = self._scopes[id(compiled)] = self._scope(compiled)
+        return found
+
+    def _scope(self, compiled: CompiledRule) -> list[Device]:
         if self._by_range is None:
             self._by_range, self._by_group, self._by_mac = {}, {}, {}
             for d in self.devices:
