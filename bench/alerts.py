@@ -222,10 +222,12 @@ async def latency(samples: int) -> None:
                 await sim.power_off(ip)
             wanted = seen + len(batch)
             await until(lambda wanted=wanted: len(hook.messages) >= wanted)
-            for alert in engine.alerts("firing"):
-                ip = by_mac.get(alert.key)
-                if ip in off_at:
-                    detect[f"{len(deliver)}:{ip}"] = alert.fired_at - off_at[ip]
+            for event in reversed(engine.recent(limit=200)):
+                ip = by_mac.get(event["key"])
+                key = f"{len(deliver)}:{ip}"
+                if event["event"] == "firing" and ip in off_at and key not in detect \
+                        and event["time"] >= off_at[ip]:
+                    detect[key] = event["time"] - off_at[ip]
             for message in hook.messages[seen:]:
                 ip = next((i for i in batch if i + " " in message.body + " "), None)
                 if ip is not None:
