@@ -271,3 +271,19 @@ url = "{mail.url}"
         await engine.close()
         await hook.stop()
         mail.stop()
+
+
+def test_the_sample_config_ships_the_default_rules(registry):
+    from project import ROOT
+
+    from webbo.agent.alerts.config import AlertsSection
+    from webbo.agent.alerts.defaults import DEFAULT_RULES
+
+    config = load_config(ROOT / "webbo.toml", registry)
+    section = config.section(AlertsSection)
+    assert section.enabled and not section.channels
+    shipped = [{"name": r.name, "condition": r.condition} for r in section.rules]
+    assert shipped == [{"name": r["name"], "condition": r["condition"]} for r in DEFAULT_RULES]
+    for rule, default in zip(section.rules, DEFAULT_RULES, strict=True):
+        assert rule.threshold == default.get("threshold")
+        assert rule.severity == default.get("severity", "warning")
