@@ -462,6 +462,12 @@ class AlertEngine:
                 self._after(now, silences)
         return taken
 
+    @property
+    def report_grace(self) -> float:
+        """How long after a start a reported alert saved before it waits for its reporter to
+        speak again (a reporter tells changes; one that stays silent means "no longer")."""
+        return max(120.0, 3 * float(self.config.agent.interval))
+
     def _step_reported(self, compiled: CompiledRule, now: float, silences: list[Silence],
                        only: str | None = None) -> None:
         rule = compiled.rule
@@ -471,6 +477,8 @@ class AlertEngine:
         for key in keys:
             word = words.get(key)
             alert = bucket.get(key)
+            if word is None and alert is not None and now - self.started_at < self.report_grace:
+                continue  # known from before a restart: its reporter has not spoken yet
             if word is None or not word.firing:
                 if alert is not None:
                     self._clear(bucket, alert, now)

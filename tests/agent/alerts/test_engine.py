@@ -287,3 +287,19 @@ def test_the_sample_config_ships_the_default_rules(registry):
     for rule, default in zip(section.rules, DEFAULT_RULES, strict=True):
         assert rule.threshold == default.get("threshold")
         assert rule.severity == default.get("severity", "warning")
+
+
+def test_a_reported_alert_saved_before_a_restart_waits_for_its_reporter(tmp_path, registry):
+    rules = '[[alerts.rules]]\nname = "budget"\ncondition = "feed_over_budget"\n'
+    _, engine = make(tmp_path, registry, rules)
+    engine.report("feed_over_budget", "feed-1", True, "over")
+    engine.report("feed_over_budget", "feed-2", True, "over")
+    engine.save()
+    _, again = make(tmp_path, registry, rules)  # the agent restarted
+    now = again.started_at
+    again.evaluate(now + 10)
+    assert sorted(a.key for a in again.alerts("firing")) == ["feed-1", "feed-2"]
+    again.report("feed_over_budget", "feed-1", True, "still over")  # spoke again: stays
+    again.evaluate(now + again.report_grace + 1)  # feed-2's reporter never spoke: over
+    assert [a.key for a in again.alerts("firing")] == ["feed-1"]
+    assert [e["event"] for e in again.recent()][:1] == ["resolved"]
