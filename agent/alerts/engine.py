@@ -201,8 +201,8 @@ class AlertEngine:
         """The engine's own input: evaluations when there is no sweep, the ``alert`` points
         and the self-metrics. Also hooks the fleet's sweeps (once)."""
         self.configure(config)
-        if not self.section.enabled:
-            return []
+        if not self.section.enabled or not self.rules:
+            return []  # nothing to watch (a channel test still works: it starts the channel)
         fleet = self.context.shared.find(MinerFleet)
         if fleet is not None and not self._fleet_hooked:
             fleet.after_sweep.append(self._swept)

@@ -8,12 +8,19 @@ import time
 from pathlib import Path
 
 from webbo.agent.alerts.engine import AlertEngine
-from webbo.agent.cli.main import main
+from webbo.agent.cli.main import build_parser
 from webbo.agent.cli.status import render
 from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import load_config
 from webbo.agent.fleet.inventory import Device
 from webbo.agent.fleet.model import Reading
+
+
+def main(argv: list[str]) -> int:
+    """The command as `webbo` runs it, minus the logging setup (which would keep pointing at
+    this test's captured output after it ends)."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
 
 
 def test_cli_silence_reaches_the_engine_and_list_reads_the_state(tmp_path: Path, registry,
