@@ -46,6 +46,11 @@ def _mutated(path: str, mutate: Mutation, registry: Schemas) -> tuple[str, str, 
         raise ConfigError("", f"the file on disk is not valid TOML: {exc}") from None
     mutate(document)
     new_text = tomlkit.dumps(document)
+    try:
+        new_text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # e.g. a lone surrogate sent as "\udbb7" in JSON
+        raise ConfigError("", f"the edit holds text that is not valid UTF-8 ({exc.reason} "
+                              f"at character {exc.start})") from None
     return text, new_text, parse_config(new_text, registry, path=path)
 
 

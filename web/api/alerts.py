@@ -15,7 +15,7 @@ from msgspec import Meta
 from webbo.agent.alerts.config import AlertsSection
 from webbo.agent.alerts.engine import AlertEngine
 from webbo.agent.alerts.silences import SilenceError
-from webbo.agent.core.config import Duration, to_json
+from webbo.agent.core.config import ConfigError, Duration, to_json
 from webbo.agent.core.config_edit import set_table_array
 from webbo.agent.core.tasks import TaskFailed
 from webbo.web.api.core import METHODS, ApiError, Call
@@ -66,8 +66,36 @@ class ChannelParams(Params, kw_only=True):
     """The ``name`` of an ``[[alerts.channels]]`` table."""
 
 
+Seconds = str | float
+"""A duration: "2m", "90s", or a number of seconds."""
+
+
+class RuleParams(Params, kw_only=True):
+    """One ``[[alerts.rules]]`` table (see the sample webbo.toml for what each key does)."""
+
+    name: str
+    condition: str
+    enabled: bool = True
+    threshold: float | None = None
+    hysteresis: float | None = None
+    low: float | None = None
+    high: float | None = None
+    for_: Seconds = msgspec.field(default=0.0, name="for")
+    severity: str = "warning"
+    groups: list[str] = msgspec.field(default_factory=list)
+    ranges: list[str] = msgspec.field(default_factory=list)
+    macs: list[str] = msgspec.field(default_factory=list)
+    meters: list[str] = msgspec.field(default_factory=list)
+    message: str = ""
+    channels: list[str] = msgspec.field(default_factory=list)
+    repeat_interval: Seconds | None = None
+    action: str = ""
+    mode: str = ""
+    action_interval: Seconds = 3600.0
+
+
 class RulesParams(Params, kw_only=True):
-    rules: list[dict[str, Any]]
+    rules: list[RuleParams]
     """The ``[[alerts.rules]]`` tables, as /api/alerts/rules/get answers them."""
 
 
@@ -177,8 +205,10 @@ async def rules_get(call: Call, params: NoParams) -> list[dict[str, Any]]:
 
 
 def rule_tables(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rule objects → TOML tables: nulls and empty lists left out (defaults apply)."""
-    return [{k: v for k, v in rule.items() if v is not None and v != []} for rule in rules]
+    """Rule objects → TOML tables: nulls, empty lists and empty strings left out (the
+    defaults apply)."""
+    return [{k: v for k, v in rule.items() if v is not None and v != [] and v != ""}
+            for rule in rules]
 
 
 @METHODS.add("/alerts/rules/set", RulesParams, summary="Set the alert rules", tag="alerts",
@@ -189,12 +219,17 @@ async def rules_set(call: Call, params: RulesParams) -> Any:
     """Replaces every ``[[alerts.rules]]`` table of webbo.toml (comments elsewhere kept) and
     reloads. The whole config is checked first: a bad rule is refused with 422 and its key
     path (``alerts.rules[2].ranges[0]: no range named ...``); the running rules stay."""
-    tables = rule_tables(params.rules)
+    tables = rule_tables(msgspec.to_builtins(params.rules))
 
     def mutate(doc: Any) -> None:
         set_table_array(doc, "alerts.rules", tables)
 
-    call.agent.edits.check(mutate)
+    try:
+        call.agent.edits.check(mutate)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, UnicodeError) as exc:  # text TOML cannot hold
+        raise ApiError(422, f"rules: cannot be written to webbo.toml: {exc}") from None
 
     async def body() -> bool:
         await call.agent.edits.apply(mutate)
