@@ -18,7 +18,7 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,7 @@ class AlertEngine:
         self._watched_since: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._index: _Index | None = None
+        self._listeners: list[Callable[[Mapping[str, Any]], None]] = []
         self._memory_saved_at = 0.0
         self.started_at = time.time()
 
@@ -398,6 +399,8 @@ class AlertEngine:
         alert.notified = True
         alert.last_notified = now
         self.notifier.add(kind, alert, now)
+        if kind == "repeat" and self._listeners:
+            self._tell(self._event("repeat", alert, now))
 
     def _after(self, now: float, silences: list[Silence]) -> None:
         """Silences that began or ended, reminders, remediation."""
@@ -496,14 +499,32 @@ class AlertEngine:
 
     # -- records ---------------------------------------------------------------------------
 
+    def add_alert_listener(self, listener: Callable[[Mapping[str, Any]], None]) -> None:
+        """Call ``listener(event)`` for every alert event — fired, resolved, ended, and each
+        reminder of one still firing — as a JSON-ready mapping (the history's shape; a
+        reminder has ``"event": "repeat"``). The site link of a cluster sends them to the hub
+        this way. The listener must be quick and must not raise."""
+        self._listeners.append(listener)
+
+    def _tell(self, entry: Mapping[str, Any]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(entry)
+            except Exception:
+                log.exception("alert listener failed")
+
+    def _event(self, event: str, alert: Alert, now: float) -> dict[str, Any]:
+        return {"time": now, "event": event, "rule": alert.rule, "key": alert.key,
+                "kind": alert.kind, "severity": alert.severity, "value": alert.value,
+                "summary": alert.summary, "labels": dict(alert.labels),
+                "silenced_by": alert.silenced_by or None}
+
     def _record(self, event: str, alert: Alert, now: float, note: str = "") -> None:
-        entry = {"time": now, "event": event, "rule": alert.rule, "key": alert.key,
-                 "kind": alert.kind, "severity": alert.severity, "value": alert.value,
-                 "summary": alert.summary, "labels": dict(alert.labels),
-                 "silenced_by": alert.silenced_by or None}
+        entry = self._event(event, alert, now)
         if note:
             entry["note"] = note
         self.history.append(entry)
+        self._tell(entry)
         compiled = self.rules.get(alert.rule)
         tags = {"rule": alert.rule, "severity": alert.severity, "kind": alert.kind,
                 "key": alert.key,

@@ -303,3 +303,18 @@ def test_a_reported_alert_saved_before_a_restart_waits_for_its_reporter(tmp_path
     again.evaluate(now + again.report_grace + 1)  # feed-2's reporter never spoke: over
     assert [a.key for a in again.alerts("firing")] == ["feed-1"]
     assert [e["event"] for e in again.recent()][:1] == ["resolved"]
+
+
+def test_listeners_hear_every_alert_event_and_the_cluster_finds_the_engine(tmp_path, registry):
+    from webbo.agent.cluster.site import AlertSource
+
+    agent, engine = make(tmp_path, registry, '[[alerts.rules]]\nname = "budget"\n'
+                         'condition = "feed_over_budget"\n')
+    assert agent.service(AlertSource) is engine  # the site link's way to find it
+    heard: list[dict] = []
+    engine.add_alert_listener(heard.append)
+    engine.add_alert_listener(lambda event: 1 / 0)  # a broken listener harms nobody
+    engine.report("feed_over_budget", "feed-1", True, "over")
+    engine.report("feed_over_budget", "feed-1", False)
+    assert [(e["event"], e["rule"], e["key"]) for e in heard] == [
+        ("firing", "budget", "feed-1"), ("resolved", "budget", "feed-1")]
