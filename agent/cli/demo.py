@@ -19,6 +19,7 @@ from typing import Any
 
 import tomlkit
 
+from webbo.agent.alerts.defaults import DEFAULT_RULES
 from webbo.agent.cli.simulate import spawn, stop
 from webbo.agent.core.config_edit import append_table
 from webbo.agent.core.contract import SimOptions
@@ -83,6 +84,11 @@ def demo_config(state_dir: Path, farm: dict[str, Any], registry: PluginRegistry,
                 append_table(doc, f"inputs.{name}", table)
     for table in farm.get("meter_config") or []:
         append_table(doc, "inputs.mercury", table)
+    alerts = tomlkit.table()
+    alerts["ui_url"] = f"http://{listen}"
+    doc["alerts"] = alerts
+    for rule in DEFAULT_RULES:  # the sample config's rules: the farm's faults show on the page
+        append_table(doc, "alerts.rules", rule)
     return tomlkit.dumps(doc)
 
 

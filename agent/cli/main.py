@@ -17,6 +17,7 @@
     webbo apikey list|revoke ID      API keys with created/last-used times; revoke one
     webbo user set-password [-c FILE] [--user NAME]   (reads stdin when it is not a terminal)
     webbo cluster nkey --out FILE   a new nkey: the seed into FILE (0600), the public key printed
+    webbo alerts list|silence|silences|unsilence|test   active alerts, maintenance silences
 
 The config file is ``-c FILE``, else ``$WEBBO_CONFIG``, else ``./webbo.toml`` if it exists, else
 ``/etc/webbo/webbo.toml``.
@@ -349,6 +350,16 @@ def cmd_command(args: argparse.Namespace) -> int:
     return 0 if all(r.get("success") for r in result.values()) else 1
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from webbo.agent.cli.alerts import run
+
+    args.config = getattr(args, "config", None)
+    config = _load(args, default_registry())
+    if config is None:
+        return 1
+    return run(config, args)
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     import json
 
@@ -498,6 +509,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arg(p)
     p.add_argument("--json", action="store_true", help="the raw status as JSON")
     p.set_defaults(func=cmd_status)
+
+    from webbo.agent.cli.alerts import add_parser as add_alerts_parser
+
+    p = add_alerts_parser(sub)
+    p.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("apikey", help="API keys (create, list, revoke)")
     apikey_sub = p.add_subparsers(dest="apikey_command", metavar="SUBCOMMAND")

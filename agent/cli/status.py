@@ -113,6 +113,17 @@ def render(status: dict[str, Any] | None, state_dir: Path, now: float | None = N
                                       for k, v in by_state.items() if v) or "  (none)")
         if miners.get("problem"):
             lines.append(f"  NOT SWEPT: {miners['problem']}")
+    alerts = status.get("alerts")
+    if isinstance(alerts, dict) and alerts.get("enabled", True):
+        line = (f"alerts: {alerts.get('firing', 0)} firing ({alerts.get('silenced', 0)} "
+                f"silenced), {alerts.get('pending', 0)} pending; {alerts.get('rules', 0)} rules, "
+                f"{alerts.get('silences', 0)} silences, {alerts.get('messages', 0)} messages")
+        lines.append(line)
+        for channel in alerts.get("channels", []):
+            state = "ok" if channel.get("healthy") else f"FAILING: {channel.get('last_error')}"
+            lines.append(f"  channel {channel.get('name')}: {channel.get('sent', 0)} sent, "
+                         f"{channel.get('dropped', 0)} dropped, {channel.get('queued', 0)} "
+                         f"queued — {state}")
     for name, value in status.items():
         if name.startswith("meters") and isinstance(value, dict):
             lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in value.items()

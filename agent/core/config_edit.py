@@ -29,7 +29,7 @@ from webbo.agent.core.contract import Mutation
 from webbo.agent.core.files import write_atomically
 
 __all__ = ["ConfigEditor", "append_table", "edit_config", "persist_generated_uuids",
-           "remove_tables", "set_table_array"]
+           "put_table", "remove_tables", "set_table_array"]
 
 _edit_lock = threading.Lock()
 
@@ -46,6 +46,11 @@ def _mutated(path: str, mutate: Mutation, registry: Schemas) -> tuple[str, str, 
         raise ConfigError("", f"the file on disk is not valid TOML: {exc}") from None
     mutate(document)
     new_text = tomlkit.dumps(document)
+    try:
+        new_text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # e.g. a lone surrogate sent as "\udbb7" in JSON
+        raise ConfigError("", f"the edit holds text that is not valid UTF-8 ({exc.reason} "
+                              f"at character {exc.start})") from None
     return text, new_text, parse_config(new_text, registry, path=path)
 
 
@@ -324,3 +329,17 @@ def remove_tables(doc: tomlkit.TOMLDocument, dotted: str,
     if removed:
         _replace_array(parent, leaf, existing, keep)
     return removed
+
+
+def put_table(doc: tomlkit.TOMLDocument, dotted: str,
+              predicate: Callable[[Mapping[str, Any]], bool], item: Mapping[str, Any]) -> None:
+    """Replace the first ``[[dotted]]`` table for which ``predicate`` is true with ``item``, in
+    place (the other tables and every comment stay as written), or append it."""
+    parent, leaf = _parent_and_leaf(doc, dotted)
+    existing = parent.get(leaf)
+    if existing is not None:
+        for index, table in enumerate(existing):
+            if predicate(table):
+                existing[index] = _to_table(item)
+                return
+    append_table(doc, dotted, item)

@@ -261,6 +261,9 @@ class Controller:
             raise driver.unsupported(action, device)
         result = await invoke(driver, device, action, params)
         _remember(device, action, params, result)
+        if action == Action.SET_WORK_MODE:
+            device.work_mode_set = str(params.get("mode", ""))
+            self.fleet.inventory.dirty = True
         return result
 
     async def act(self, device: Device, action: Action, params: Mapping[str, Any]

@@ -137,6 +137,8 @@ class MinerFleet:
         self._chosen: dict[tuple[str, str, str], DriverInstance | None] = {}
         self._summaries: dict[tuple[str | None, str | None], tuple[float, AddressSummary]] = {}
         self._told = ""
+        self.after_sweep: list[Callable[[], None]] = []
+        """Called after every sweep (the alert engine evaluates then); quick, never raising."""
 
     @staticmethod
     def _make_net(config: Config) -> Net:
@@ -272,6 +274,11 @@ class MinerFleet:
         stats.duration_s = time.perf_counter() - started
         self.last_sweep = stats
         self.sweeps += 1
+        for listener in self.after_sweep:
+            try:
+                listener()
+            except Exception:
+                log.exception("after-sweep listener failed")
         if self.inventory.dirty and self.inventory.path is not None:
             await asyncio.to_thread(self.inventory.save)
         return stats

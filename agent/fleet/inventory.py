@@ -71,6 +71,9 @@ class Device(msgspec.Struct, kw_only=True):
     state: str = "new"
     """ok | unreachable | error (see ``error``) | new (identified, not polled yet)."""
     error: str = ""
+    work_mode_set: str = ""
+    """The work mode last set through the agent (normal, sleep, low_power), "" if never: what
+    the device should be in (the alerts compare it with what the device reports)."""
     reading: Reading | None = None
     """The latest successful reading (memory only; not persisted)."""
 

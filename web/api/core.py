@@ -225,7 +225,7 @@ class MethodTable:
         return sorted(self.methods, key=lambda m: rank.get(m.tag, len(rank)))
 
 
-TAG_ORDER = ("tasks", "network", "miners", "serial", "audit", "cluster")
+TAG_ORDER = ("tasks", "network", "miners", "serial", "audit", "alerts", "cluster")
 
 METHODS = MethodTable()
 """Every method of the API, in the order docs and the OpenAPI document list them."""

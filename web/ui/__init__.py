@@ -1,7 +1,7 @@
 """The web UI (manual §2, §3.1): server-rendered pages with a few small scripts of our own.
 
-Pages: login; Miners (live table, actions) and a miner's page; the rack map; Meters; on a hub,
-Sites; Settings ▸
+Pages: login; Miners (live table, actions) and a miner's page; the rack map; Meters; Alerts;
+on a hub, Sites; Settings ▸
 Miner settings / Meter settings; Security (API keys, password). Every asset is served by the app
 itself from ``static/`` (farms are often offline: no CDN, no third-party front-end code).
 
@@ -18,6 +18,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from webbo.web.ui.alert_pages import alert_handlers
 from webbo.web.ui.auth_pages import auth_handlers, login_handlers
 from webbo.web.ui.common import ui_exception_handlers
 from webbo.web.ui.meter_pages import meter_handlers
@@ -38,6 +39,7 @@ def ui_routes() -> list[ControllerRouterHandler]:
     open_pages = Router(path="/", route_handlers=list(login_handlers),
                         exception_handlers=ui_exception_handlers)
     pages = Router(path="/", route_handlers=[*auth_handlers, *miner_handlers,
-                                             *network_handlers, *meter_handlers, *site_handlers],
+                                             *network_handlers, *meter_handlers, *site_handlers,
+                                             *alert_handlers],
                    guards=[require_session], exception_handlers=ui_exception_handlers)
     return [static, open_pages, pages]

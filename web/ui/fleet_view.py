@@ -119,6 +119,8 @@ class MinerQuery:
     desc: bool = False
     page: int = 1
     size: int = DEFAULT_PAGE_SIZE
+    alerting: frozenset[str] = frozenset()
+    """MACs with a firing alert (for ``state=alerting``; filled by the page, not the URL)."""
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> MinerQuery:
@@ -132,7 +134,7 @@ class MinerQuery:
             site=params.get("site", ""),
             group=params.get("group", ""),
             range=params.get("range", ""),
-            state=state if state in (*ALL_STATES, "offline") else "",
+            state=state if state in (*ALL_STATES, "offline", "alerting") else "",
             sort=sort if sort in SORTS else "ip",
             desc=params.get("dir") == "desc",
             page=max(1, _int(params.get("page"), 1)),
@@ -156,6 +158,9 @@ class MinerQuery:
         terms = self.q.lower().split()
         site, group, range_, state = self.site, self.group, self.range, self.state
         states = (FAILING if state == "offline" else {state}) if state else None
+        alerting = self.alerting if state == "alerting" else None
+        if alerting is not None:
+            states = None
 
         def match(d: Device) -> bool:
             if site and d.site != site:
@@ -165,6 +170,8 @@ class MinerQuery:
             if range_ and range_ not in (d.range_id, d.range):
                 return False
             if states is not None and d.state not in states:
+                return False
+            if alerting is not None and d.mac not in alerting:
                 return False
             if terms:
                 pool = _pool(d) or ""

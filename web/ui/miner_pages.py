@@ -21,6 +21,7 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 
+from webbo.agent.alerts.engine import AlertEngine
 from webbo.agent.core.tasks import TaskStatus
 from webbo.agent.fleet.addresses import AddressRow
 from webbo.agent.fleet.discovery import MinerFleet
@@ -155,6 +156,16 @@ def _empty_message(request: Request[Any, Any, Any], query: MinerQuery, inventory
     return _("miners.empty_sweep")
 
 
+def _query(request: Request[Any, Any, Any], params: Any) -> MinerQuery:
+    """The Miners table's query; ``state=alerting`` takes the MACs with a firing alert."""
+    query = MinerQuery.parse(params)
+    if query.state == "alerting":
+        engine = agent_of(request).service(AlertEngine)
+        keys = engine.firing_keys() if engine is not None else set()
+        query = dataclasses.replace(query, alerting=frozenset(keys))
+    return query
+
+
 ADDRESS_ROWS_AFTER_MINERS = 200
 """Unrecognised and timed-out addresses shown under the last page of miners (more: filter)."""
 
@@ -176,7 +187,7 @@ def columns(sites: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _table(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    query = MinerQuery.parse(request.query_params)
+    query = _query(request, request.query_params)
     fleet = _fleet(request)
     summary = fleet.addresses(query.group or None, query.range or None) if fleet else None
     addresses: list[AddressRow] = []
@@ -338,7 +349,7 @@ def plan(body: ActionRequest) -> Planned:
 
 def _chosen_macs(request: Request[Any, Any, Any], body: ActionRequest) -> tuple[str, ...]:
     if body.filter is not None:
-        query = MinerQuery.parse(body.filter)
+        query = _query(request, body.filter)
         return tuple(d.mac for d in select(_devices(request), query))
     return tuple(dict.fromkeys(m.lower() for m in body.macs or ()))
 

@@ -17,6 +17,7 @@ import jinja2
 from litestar import Request, Response
 from litestar.datastructures import Cookie
 
+from webbo.agent.alerts.engine import AlertEngine
 from webbo.web.services import hub as hub_of
 from webbo.web.ui.banners import banners
 from webbo.web.ui.errors import translate_error
@@ -129,13 +130,25 @@ def ctx(request: Request[Any, Any, Any], **values: Any) -> Ctx:
             return translator(lang)("common.never")
         return translator(lang)("common.ago", age=fmt_duration(max(0.0, time.time() - ts), lang))
 
+    def alerts_firing() -> int:
+        """Firing alerts nothing silences (the header's badge)."""
+        try:
+            engine = request.app.state["agent"].service(AlertEngine)
+        except (KeyError, AttributeError):
+            return 0
+        if engine is None:
+            return 0
+        counts = engine.counts()
+        return int(counts["firing"] - counts["silenced"])
+
     path = request.scope.get("path", "/")
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
     agent = request.app.state.get("agent") if session is not None else None
     return Ctx(
         _=translator(lang), lang=lang, num=num, duration=duration, ago=ago,
         user=session.user if session is not None else None, csrf=csrf, path=path,
-        query=query, now=time.time(), banners=banners(agent, lang) if agent else [],
+        query=query, now=time.time(), alerts_firing=alerts_firing,
+        banners=banners(agent, lang) if agent else [],
         error_text=lambda message: translate_error(str(message), lang),
         hub=agent is not None and hub_of(agent) is not None,
         **{"active": "", **values},

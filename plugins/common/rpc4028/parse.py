@@ -132,6 +132,11 @@ def parse_bmminer_stats(reply: Any) -> dict[str, Any]:
             rpm = as_int(value)
             if rpm is not None and rpm > 0:
                 fans.append(rpm)
+    # Empty fan slots read 0 and are skipped; ``fan_num`` says how many fans the miner has,
+    # so the ones it lacks among the non-zero readings are stopped (0 rpm), not absent.
+    fan_num = as_int(data.get("fan_num"))
+    if fan_num is not None and len(fans) < fan_num <= len(_FAN_KEYS):
+        fans += [0] * (fan_num - len(fans))
     out["fans_rpm"] = fans
     boards: list[BoardReading] = []
     board_max: float | None = None

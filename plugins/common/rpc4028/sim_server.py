@@ -44,6 +44,7 @@ __all__ = [
     "check_loopback",
     "derived_mac",
     "listen_rpc",
+    "servers_at",
     "status",
 ]
 
@@ -129,6 +130,9 @@ class RpcDevice:
         self.down_until = 0.0
         self.requests = 0
         self.commands: dict[str, Callable[[str | None], dict[str, Any]]] = {}
+        self.steering: dict[str, float] = {}
+        """Run-time changes of the device's physics (see :meth:`steer`)."""
+        self.steer_version = 0
 
     # -- life --------------------------------------------------------------------------------
 
@@ -148,6 +152,32 @@ class RpcDevice:
 
     def on_reboot(self) -> None:
         """Subclasses reset volatile state here."""
+
+    STEERING = ("heat_c", "hash_factor", "dead_fans", "dead_boards")
+
+    def steer(self, **changes: float | None) -> None:
+        """Change what the device reports, at run time (tests and demos make faults with it;
+        the wire format stays the firmware's):
+
+        * ``heat_c=15``: boards and chips run this many degrees hotter;
+        * ``hash_factor=0``: the hashrate is scaled (0: the miner stops hashing);
+        * ``dead_fans=1``: this many fans stop (0 rpm);
+        * ``dead_boards=1``: this many hash boards die (no chips found, no hashrate).
+
+        ``None`` removes a change; :meth:`recover` removes them all."""
+        for name, value in changes.items():
+            if name not in self.STEERING:
+                raise ValueError(f"unknown steering {name!r}; known: {', '.join(self.STEERING)}")
+            if value is None:
+                self.steering.pop(name, None)
+            else:
+                self.steering[name] = float(value)
+        self.steer_version += 1
+
+    def recover(self) -> None:
+        """Undo every :meth:`steer` change."""
+        self.steering.clear()
+        self.steer_version += 1
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"ip": self.ip, "mac": self.mac}
@@ -325,6 +355,16 @@ async def listen_rpc(devices: Iterable[RpcDevice], port: int = 4028,
         )
         servers.append(server)
     return servers
+
+
+def servers_at(servers: Iterable[Any], ip: str) -> list[Any]:
+    """The listening servers bound to ``ip`` (to power one simulated device off)."""
+    found = []
+    for server in servers:
+        sockets = getattr(server, "sockets", None) or ()
+        if any(sock.getsockname()[0] == ip for sock in sockets):
+            found.append(server)
+    return found
 
 
 async def close_servers(servers: Iterable[Any]) -> None:

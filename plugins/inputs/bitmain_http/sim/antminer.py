@@ -39,6 +39,7 @@ from webbo.plugins.common.rpc4028.sim_server import (
     close_servers,
     listen_http,
     listen_rpc,
+    servers_at,
     sim_mac,
     status,
 )
@@ -149,10 +150,14 @@ class SimAntminer(HttpDevice):
     def snapshot(self) -> dict[str, Any]:
         """Everything that drifts, fixed for 5-second windows (RPC and CGI agree)."""
         now = time.time()
-        key = int(now // 5)
+        key = int(now // 5) * 1_000_000 + self.steer_version % 1_000_000
         if key == self._snap_key:
             return self._snap
-        t = key * 5.0
+        t = int(now // 5) * 5.0
+        steer = self.steering
+        heat_extra = steer.get("heat_c", 0.0)
+        hash_factor = steer.get("hash_factor", 1.0)
+        dead_boards = int(steer.get("dead_boards", 0))
         p = self.phase
         asleep = self.work_mode == 1
         low = self.work_mode == 3 and self.model.low_power
@@ -161,11 +166,14 @@ class SimAntminer(HttpDevice):
         boards = []
         for i in range(BOARDS):
             drift = 1 + 0.012 * _wave(t, 173 + 31 * i, p[i]) + 0.004 * _wave(t, 41, p[i + 3])
-            rate = nominal_gh / BOARDS * self.board_factor[i] * drift * load
-            heat = 0.0 if asleep else (14.0 if low else 22.0)
+            dead = i >= BOARDS - dead_boards
+            rate = nominal_gh / BOARDS * self.board_factor[i] * drift * load * hash_factor
+            rate *= 0.0 if dead else 1.0
+            heat = 0.0 if asleep else (14.0 if low else 22.0) * min(1.0, hash_factor)
             pcb = self.ambient + 20.0 + heat * (1 + 0.05 * _wave(t, 211, p[i])) + i
             if asleep:
                 pcb = self.ambient + 4.0 + i * 0.3
+            pcb += heat_extra
             chip = pcb + (0.0 if asleep else 12.0 + 1.5 * _wave(t, 97, p[i + 2]))
             boards.append({
                 "rate": round(rate, 2),
@@ -174,9 +182,12 @@ class SimAntminer(HttpDevice):
                 "chip": [round(chip - 2), round(chip - 24), round(chip - 7), round(chip - 6)],
                 "pic": [round(pcb - 12), round(pcb - 34), round(pcb - 17), round(pcb - 16)],
                 "hw": int(self.elapsed_at(now) / 300) + i * 3,
+                "dead": dead,
             })
         base_fan = 1200 if asleep else (3900 if low else 5200)
-        fans = [int(base_fan + 180 * _wave(t, 127, p[j % 8]) - 90 * (j >= 2))
+        dead_fans = int(steer.get("dead_fans", 0))
+        fans = [0 if j < dead_fans else int(base_fan + 180 * _wave(t, 127, p[j % 8]) -
+                                            90 * (j >= 2))
                 for j in range(self.model.fans)]
         total = sum(b["rate"] for b in boards)
         elapsed = self.elapsed_at(now)
@@ -258,10 +269,10 @@ class SimAntminer(HttpDevice):
             "total rate": s["rate"], "temp_max": 0, "no_matching_work": s["hw"],
         })
         for i in range(4):
-            present = i < BOARDS
+            present = i < BOARDS and not b[i]["dead"]
             block[f"chain_acn{i + 1}"] = chips if present else 0
         for i in range(4):
-            present = i < BOARDS
+            present = i < BOARDS and not b[i]["dead"]
             block[f"chain_acs{i + 1}"] = (" " + " ".join(["oooooooo"] * (chips // 8)) +
                                           " " + "o" * (chips % 8)) if present else ""
         for i in range(4):
@@ -526,16 +537,40 @@ def quirks_for(addresses: list[str], options: SimOptions, family: str
 
 
 class AntminerSim:
-    """A running family of simulated Antminers (the :class:`Simulation` protocol)."""
+    """A running family of simulated Antminers (the :class:`Simulation` protocol).
 
-    def __init__(self, devices: list[SimAntminer], servers: list[Any]) -> None:
+    Tests steer the devices at run time: ``sim.by_ip[ip].steer(heat_c=20)`` (see
+    :meth:`~webbo.plugins.common.rpc4028.sim_server.RpcDevice.steer`), and
+    :meth:`power_off` / :meth:`power_on` (nothing listens while it is off: connection
+    refused, as from a miner without power behind a switch that answers for it)."""
+
+    def __init__(self, devices: list[SimAntminer], servers: list[Any], rpc_port: int = 4028,
+                 http_port: int = 80) -> None:
         self.sims = devices
         self.servers = servers
+        self.rpc_port = rpc_port
+        self.http_port = http_port
         self.by_ip = {d.ip: d for d in devices}
         self.devices = [d.describe() | {
             "make": "Antminer", "model": d.model.name, "family": "antminer",
             "hostname": d.hostname, "serial": d.serial, "firmware": d.model.fs_version,
         } for d in devices]
+
+    async def power_off(self, ip: str) -> None:
+        """Stop every listener of the device at ``ip``."""
+        gone = servers_at(self.servers, ip)
+        self.servers = [s for s in self.servers if s not in gone]
+        await close_servers(gone)
+
+    async def power_on(self, ip: str) -> None:
+        """Listen again at ``ip``; the device starts afresh (uptime 0)."""
+        device = self.by_ip[ip]
+        if servers_at(self.servers, ip):
+            return
+        device.started = time.time()
+        device.on_reboot()
+        self.servers += await listen_rpc([device], self.rpc_port)
+        self.servers += await listen_http([device], self.http_port)
 
     async def close(self) -> None:
         await close_servers(self.servers)
@@ -569,4 +604,4 @@ async def start(addresses: list[str], options: SimOptions) -> AntminerSim:
     except BaseException:
         await close_servers(servers)
         raise
-    return AntminerSim(devices, servers)
+    return AntminerSim(devices, servers, int(extra.get("rpc_port", 4028)), options.http_port)

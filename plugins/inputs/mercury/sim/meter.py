@@ -106,6 +106,19 @@ class Physics:
         self.phase_share = [i / sum(self.i_mean) for i in self.i_mean]
         self.age_s = rng.uniform(2, 6) * 365 * 86400
         self.last = wall()
+        self.held_u: dict[int, float] = {}
+        """Phase index → a voltage held there (tests: a lost phase, an over-voltage); see
+        :meth:`hold_voltage`."""
+
+    def hold_voltage(self, phase: int, volts: float | None) -> None:
+        """Hold phase ``phase`` (1-based) at ``volts`` (0: the phase is lost; its current
+        drops to 0 too); None lets it drift back to normal."""
+        if volts is None:
+            self.held_u.pop(phase - 1, None)
+            self.u[phase - 1] = 230.0
+        else:
+            self.held_u[phase - 1] = float(volts)
+            self.u[phase - 1] = float(volts)
 
     def update(self) -> None:
         now = self.wall()
@@ -127,6 +140,10 @@ class Physics:
             self.i[k] = min(max(self.i[k], 0.05), 60.0)
             self.pf[k] = min(max(self.pf[k] + rng.gauss(0, 0.01) * step, 0.6), 0.999)
             self.thd[k] = min(max(self.thd[k] + rng.gauss(0, 0.1) * step, 0.5), 8.0)
+        for k, volts in self.held_u.items():
+            self.u[k] = volts
+            if volts < 1.0:
+                self.i[k] = 0.0
         self.f = min(max(self.f + (50.0 - self.f) * 0.3 * step + rng.gauss(0, 0.02) * step,
                          49.9), 50.1)
         self.temperature += rng.gauss(0, 0.2) * step
