@@ -12,7 +12,15 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, Router, get, post
 
-from webbo.web.api import agent, audit, cluster, mining, serial, tasks  # noqa: F401  (they fill METHODS)
+from webbo.web.api import (  # noqa: F401  (they fill METHODS)
+    agent,
+    audit,
+    cluster,
+    mining,
+    power,
+    serial,
+    tasks,
+)
 from webbo.web.api.core import METHODS, ApiMethod, require_api_key, run_method
 from webbo.web.api.openapi import build_openapi
 

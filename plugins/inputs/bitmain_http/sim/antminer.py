@@ -186,6 +186,9 @@ class SimAntminer(HttpDevice):
         p = self.phase
         asleep = self.work_mode == 1 and load == 0.0
         low = self.work_mode == 3 and self.model.low_power
+        # what the firmware expects of its mode (not of the moment: a board waking up is
+        # below it until it has tuned)
+        nominal_share = 0.0 if self.work_mode == 1 else (LOW_POWER_SHARE if low else 1.0)
         nominal_gh = self.model.nominal_ths * 1000.0
         boards = []
         for i in range(BOARDS):
@@ -198,7 +201,7 @@ class SimAntminer(HttpDevice):
             chip = pcb + (0.0 if asleep else 12.0 + 1.5 * _wave(t, 97, p[i + 2]))
             boards.append({
                 "rate": round(rate, 2),
-                "ideal": round(nominal_gh / BOARDS * load, 2),
+                "ideal": round(nominal_gh / BOARDS * nominal_share, 2),
                 "pcb": [round(pcb - 2), round(pcb - 24), round(pcb - 7), round(pcb - 6)],
                 "chip": [round(chip - 2), round(chip - 24), round(chip - 7), round(chip - 6)],
                 "pic": [round(pcb - 12), round(pcb - 34), round(pcb - 17), round(pcb - 16)],
