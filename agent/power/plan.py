@@ -223,17 +223,26 @@ def decide(units: list[Unit], predicted_w: float, tuning: Tuning,
     return Plan("hold", 0.0)
 
 
+EFFICIENCY_STEP = 0.5
+"""J/TH: miners closer than this are equally efficient (ordered by MAC), so the noise of a
+hashrate reading does not reorder the plan from one cycle to the next."""
+
+
+def _grade(jth: float) -> float:
+    return jth if math.isinf(jth) else round(jth / EFFICIENCY_STEP) * EFFICIENCY_STEP
+
+
 def _least_efficient(u: Unit) -> tuple[float, str]:
-    return (-u.jth, u.mac)
+    return (-_grade(u.jth), u.mac)
 
 
 def _most_efficient(u: Unit) -> tuple[float, str]:
-    return (u.jth, u.mac)
+    return (_grade(u.jth), u.mac)
 
 
 def sort_orders(units: list[Unit]) -> tuple[list[Unit], list[Unit]]:
-    worst = sorted(units, key=_least_efficient)
-    return worst, worst[::-1]
+    """(least efficient first, most efficient first)."""
+    return sorted(units, key=_least_efficient), sorted(units, key=_most_efficient)
 
 
 def project(units: list[Unit], predicted_w: float, tuning: Tuning, *, dwell_cycles: int,
@@ -243,8 +252,7 @@ def project(units: list[Unit], predicted_w: float, tuning: Tuning, *, dwell_cycl
     nothing to do (or after ``cycles``)."""
     copies = [dataclasses.replace(u) for u in units]
     by_mac = {u.mac: u for u in copies}
-    worst = sorted(copies, key=_least_efficient)
-    order = (worst, worst[::-1])
+    order = sort_orders(copies)
     released: dict[int, list[Unit]] = {}
     out: list[tuple[int, Plan]] = []
     for cycle in range(cycles):

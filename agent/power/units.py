@@ -158,7 +158,7 @@ def _learn(state: MinerState, device: Device, level: str, reports: bool,
     expected = reading.expected_hashrate_ths
     if full and rate and expected and rate >= 0.8 * expected:
         jth = full / rate
-        state.jth = jth if state.jth is None else 0.8 * state.jth + 0.2 * jth
+        state.jth = jth if state.jth is None else 0.9 * state.jth + 0.1 * jth
 
 
 def build_unit(device: Device, state: MinerState, ctx: Context,
