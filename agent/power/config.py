@@ -207,10 +207,11 @@ class PowerSection(Section, kw_only=True):
     feeds: list[FeedConfig] = msgspec.field(default_factory=list)
 
     def check(self) -> Iterator[ConfigError]:
-        if self.interval <= 0:
-            yield ConfigError("interval", "must be longer than 0s")
-        if self.stale_after <= 0:
-            yield ConfigError("stale_after", "must be longer than 0s")
+        if not 0.5 <= self.interval <= 3600:
+            yield ConfigError("interval", "must be 500ms..1h")
+        for key in ("stale_after", "min_dwell", "settle_min", "settle_timeout"):
+            if not 0 < getattr(self, key) <= 86400:
+                yield ConfigError(key, "must be longer than 0s and at most a day")
         if self.timezone:
             try:
                 zoneinfo.ZoneInfo(self.timezone)

@@ -47,7 +47,7 @@ from webbo.agent.power.meters import MeterWatch
 from webbo.agent.power.models import ModelTable, Refinements
 from webbo.agent.power.plan import Plan, Step
 from webbo.agent.power.state import STATE_FILE, Pending, PowerState
-from webbo.agent.power.units import Context
+from webbo.agent.power.units import Context, Profile
 
 log = structlog.get_logger("webbo.power")
 
@@ -90,6 +90,9 @@ class PowerController:
         self.cycles = 0
         self.decide_time = 0.0
         self.steps_sent = 0
+        self.profiles: dict[str, Profile] = {}
+        self.generation = 0
+        """Bumped by a reload or a refinement: cached per-miner profiles are made again."""
         self.alert_hooks: list[Callable[[str, str, bool, str, dict[str, str]], None]] = []
         """Called (condition, feed, firing, summary, labels) when a feed's meter goes stale
         or its draw goes over budget, and when that ends (the alerts room listens)."""
@@ -106,6 +109,7 @@ class PowerController:
         self.config = config
         self.section = config.section(PowerSection)
         self.table = ModelTable(self.section.models)
+        self.generation += 1
         for name in list(self.feeds):
             if self.section.feed(name) is None:
                 del self.feeds[name]
@@ -144,7 +148,8 @@ class PowerController:
                        min_dwell=float(section.min_dwell),
                        settle_min=float(section.settle_min),
                        settle_timeout=float(section.settle_timeout), excluded=excluded,
-                       critical=critical)
+                       critical=critical, supports=self._supports(), profiles=self.profiles,
+                       generation=self.generation)
 
     def _members(self) -> dict[str, list[Device]]:
         fleet = self.fleet
@@ -172,13 +177,11 @@ class PowerController:
         ctx = self._context(now)
         zone = farm_zone(self.section.timezone)
         members = self._members()
-        supports = self._supports()
         out = []
         for feed in self.section.feeds:
             runtime = self.feeds.setdefault(feed.name, FeedRuntime(feed.name))
             given = Inputs(self.section, members.get(feed.name, []), self.state.miners,
-                           self.state.overrides.get(feed.name, {}), self.meters, ctx,
-                           supports, zone)
+                           self.state.overrides.get(feed.name, {}), self.meters, ctx, zone)
             out.append((feed, assess(feed, runtime, given)))
         return out
 
@@ -351,7 +354,7 @@ class PowerController:
     def _learn(self, runtime: FeedRuntime, result: Assessment) -> None:
         """When a step's miners have all settled and nothing else moved meanwhile, the meter's
         response refines the model table for the miners that report no power."""
-        estimated = {v.mac: v for v in result.views}
+        estimated = {d.mac: (d.model, table) for d, _, table, _ in result.rows}
         for step_id, info in list(runtime.open_steps.items()):
             macs = info["macs"]
             if any(self.state.miners.get(m) is not None and
@@ -364,9 +367,10 @@ class PowerController:
             if not info["clean"] or before is None or after is None or abs(expected) < 1000 \
                     or result.in_flight:
                 continue
-            models = {estimated[m].model for m in macs if m in estimated}
-            if all(estimated.get(m) is not None and estimated[m].estimated for m in macs):
+            models = {estimated[m][0] for m in macs if m in estimated}
+            if all(m in estimated and estimated[m][1] for m in macs):
                 ratio = (after - before) / expected
+                self.generation += 1
                 for model in models:
                     factor = self.refinements.learn(model, ratio)
                     log.info("model draw refined from the meter", model=model,

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import tomlkit
 
-from webbo.agent.core.config import to_json
+from webbo.agent.core.config import ConfigError, Duration, to_json, validation_error
 from webbo.agent.core.config_edit import set_table_array
 from webbo.agent.core.contract import Mutation
 from webbo.agent.fleet.model import normalise_mac
@@ -51,9 +51,27 @@ def _power_table(doc: tomlkit.TOMLDocument) -> Any:
     return power
 
 
+def _duration(kind: type, value: Any) -> Any:
+    if kind is Duration:
+        return Duration.parse(value)
+    raise NotImplementedError
+
+
+def check_shape(data: Mapping[str, Any]) -> None:
+    """Refuse a body that is not a ``[power]`` table (unknown keys, wrong types) before it
+    comes near the TOML document; the key path names the problem."""
+    try:
+        msgspec.convert(dict(data), PowerSection, dec_hook=_duration)
+    except msgspec.ValidationError as exc:
+        raise validation_error("power", exc) from None
+    except ValueError as exc:  # a duration that is not one
+        raise ConfigError("power", str(exc)) from None
+
+
 def replace_power(data: Mapping[str, Any]) -> Mutation:
     """Make ``[power]`` exactly ``data`` (the section as JSON; keys left out take their
-    defaults)."""
+    defaults). Raises ConfigError at once for a body that is not the section's shape."""
+    check_shape(data)
     data = _clean(dict(data))
 
     def mutate(doc: tomlkit.TOMLDocument) -> None:

@@ -29,7 +29,6 @@ from webbo.agent.power.plan import (
     Unit,
     decide,
     project,
-    sort_orders,
 )
 from webbo.agent.power.state import MinerState
 from webbo.agent.power.units import Context, build_unit
@@ -74,11 +73,29 @@ class Assessment:
     """Where the feed is heading (changes in flight landed), on the meter's scale."""
     tuning: Tuning
     plan: Plan | None
-    projection: list[tuple[int, Plan]]
     units: list[Unit]
-    views: list[MinerView]
+    rows: list[tuple[Device, Unit, bool, str]]
+    """(device, unit, its draw is a model-table estimate, its status) per miner."""
     in_flight: int
     counts: dict[str, int]
+    dwell_cycles: int = 0
+    _projection: list[tuple[int, Plan]] | None = None
+
+    @property
+    def projection(self) -> list[tuple[int, Plan]]:
+        """The plan to the budget, cycle by cycle (made when someone looks: the API, the
+        page; a cycle only needs its own step)."""
+        if self._projection is None:
+            self._projection = []
+            if self.plan is not None and self.plan.steps and self.predicted_w is not None:
+                self._projection = project(self.units, self.predicted_w, self.tuning,
+                                           dwell_cycles=self.dwell_cycles)
+        return self._projection
+
+    @property
+    def views(self) -> list[MinerView]:
+        return [MinerView(d.mac, d.ip, d.model, u.level, u.pct, u.est_w, table, u.jth,
+                          status, u.managed) for d, u, table, status in self.rows]
 
 
 @dataclass
@@ -102,40 +119,13 @@ class FeedRuntime:
     """Steps whose miners have not all settled: what the meter's response may teach."""
 
 
-def _status(unit: Unit, device: Device, state: MinerState, in_flight: bool,
-            excluded: bool, now: float, dwell: float) -> str:
-    if excluded:
-        return "excluded"
-    if device.state != "ok":
-        return "unreachable"
-    if in_flight:
-        return "in_flight"
-    if state.uncertain:
-        return "uncertain"
-    if not (unit.can_pct or unit.can_mode):
-        return "not_controllable"
-    if now - state.changed_at < dwell:
-        return "dwell"
-    return "free"
+def _counts() -> dict[str, int]:
+    return {"total": 0, "full": 0, "reduced": 0, "sleeping": 0, "excluded": 0,
+            "unreachable": 0, "not_controllable": 0, "in_flight": 0, "uncertain": 0,
+            "estimated": 0}
 
 
-def _count(views: list[MinerView]) -> dict[str, int]:
-    counts = {"total": len(views), "full": 0, "reduced": 0, "sleeping": 0, "excluded": 0,
-              "unreachable": 0, "not_controllable": 0, "in_flight": 0, "uncertain": 0,
-              "estimated": 0}
-    for view in views:
-        if view.status == "excluded":
-            counts["excluded"] += 1
-        elif view.level == SLEEP:
-            counts["sleeping"] += 1
-        elif view.level in (REDUCED, LOW):
-            counts["reduced"] += 1
-        else:
-            counts["full"] += 1
-        if view.status in ("unreachable", "not_controllable", "in_flight", "uncertain"):
-            counts[view.status] += 1
-        counts["estimated"] += view.estimated
-    return counts
+_TALLIED = frozenset({"unreachable", "not_controllable", "in_flight", "uncertain"})
 
 
 @dataclass
@@ -149,8 +139,6 @@ class Inputs:
     overrides: dict[str, Override]
     meters: MeterWatch
     ctx: Context
-    supports: Any
-    """Device → the actions its driver can run on it."""
     zone: dt.tzinfo
 
 
@@ -161,24 +149,33 @@ def assess(feed: FeedConfig, runtime: FeedRuntime, given: Inputs) -> Assessment:
     found = sources(feed, given.overrides, ctx.now, given.zone)
     budget = resolve(found)
     units: list[Unit] = []
-    views: list[MinerView] = []
+    rows: list[tuple[Device, Unit, bool, str]] = []
+    counts = _counts()
     in_flight = 0
     estimated_w = feed.base_load_kw * 1000
+    miners = given.miners
     for device in given.devices:
-        state = given.miners.get(device.mac)
+        state = miners.get(device.mac)
         if state is None:
-            state = given.miners[device.mac] = MinerState(device.mac)
+            state = miners[device.mac] = MinerState(device.mac)
         state.feed = feed.name
-        unit, from_table, flying = build_unit(device, state, ctx, given.supports(device))
-        excluded = device.mac in ctx.excluded or bool(
-            {device.group, device.group_id, device.range, device.range_id} & ctx.critical)
+        unit, from_table, flying, status = build_unit(device, state, ctx)
         units.append(unit)
+        rows.append((device, unit, from_table, status))
         in_flight += flying
         estimated_w += unit.est_w
-        views.append(MinerView(device.mac, device.ip, device.model, unit.level, unit.pct,
-                               unit.est_w, from_table, unit.jth,
-                               _status(unit, device, state, flying, excluded, ctx.now,
-                                       ctx.min_dwell), state.managed))
+        if status == "excluded":
+            counts["excluded"] += 1
+        elif unit.level == SLEEP:
+            counts["sleeping"] += 1
+        elif unit.level == FULL:
+            counts["full"] += 1
+        else:
+            counts["reduced"] += 1
+        if status in _TALLIED:
+            counts[status] += 1
+        counts["estimated"] += from_table
+    counts["total"] = len(rows)
     measured = given.meters.measure(feed.meters, float(section.stale_after), ctx.now)
     if measured.watts is not None and not in_flight:
         gap = measured.watts - estimated_w
@@ -194,15 +191,11 @@ def assess(feed: FeedConfig, runtime: FeedRuntime, given: Inputs) -> Assessment:
     tuning = Tuning(budget_w, band, ramp, feed.max_miners_per_step or
                     section.max_miners_per_step, section.min_power_pct)
     plan: Plan | None = None
-    projection: list[tuple[int, Plan]] = []
     if mode != "off" and measured.watts is not None and predicted is not None:
-        order = sort_orders(units)
-        plan = decide(units, predicted, tuning, order)
-        if plan.steps:
-            dwell_cycles = int(float(section.min_dwell) // float(section.interval))
-            projection = project(units, predicted, tuning, dwell_cycles=dwell_cycles)
+        plan = decide(units, predicted, tuning)
     return Assessment(feed.name, mode, budget, found, measured, estimated_w, predicted,
-                      tuning, plan, projection, units, views, in_flight, _count(views))
+                      tuning, plan, units, rows, in_flight, counts,
+                      dwell_cycles=int(float(section.min_dwell) // float(section.interval)))
 
 
 def record(runtime: FeedRuntime, result: Assessment) -> None:

@@ -70,6 +70,8 @@ class MinerState:
     low_unsupported: bool = False
     full_w: float | None = None
     jth: float | None = None
+    """Efficiency at full, in steps of 0.5 J/TH (what the plan orders by)."""
+    jth_raw: float | None = None
     limit_w: float | None = None
 
     def worth_keeping(self) -> bool:

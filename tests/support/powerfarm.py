@@ -139,7 +139,8 @@ async def power_farm(tmp_path: Path, registry: PluginRegistry, *, miners: int = 
                           f'current_ratio = {RATIO}\ninterval = "0.5s"\n')
         feeds_text = "".join(feed_toml(f["name"], f["serial"], f["group"], budget=budget,
                                        limit=limit, extra=feed_extra) for f in feed_info)
-        text = (f'# test config: comments must survive API edits\n[agent]\ninterval = "1s"\ntimeout = "3s"\nconnect_timeout = "1s"\n'
+        text = ('# test config: comments must survive API edits\n'
+                '[agent]\ninterval = "1s"\ntimeout = "3s"\nconnect_timeout = "1s"\n'
                 f'internal_metrics = false\nwatch_config = false\n'
                 f'[web]\nstate_dir = "{tmp_path / "state"}"\n[network]\n' + "".join(groups)
                 + "".join(inputs) + power_toml(speed, mode=mode, extra=power_extra)
