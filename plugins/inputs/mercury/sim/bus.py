@@ -210,7 +210,9 @@ class MercurySimulation:
         self.buses = buses
         self.devices: list[dict[str, Any]] = [
             {"port": bus.path, "serial_number": m.spec.serial_number,
-             "device_model": m.spec.device_model, "address": m.address}
+             "device_model": m.spec.device_model, "address": m.address,
+             **({"current_ratio": m.spec.current_ratio} if m.spec.current_ratio != 1 else {}),
+             **({"measures": list(m.spec.measures)} if m.spec.measures is not None else {})}
             for bus in buses for m in bus.meters
         ]
 
