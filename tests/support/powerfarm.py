@@ -103,7 +103,8 @@ async def power_farm(tmp_path: Path, registry: PluginRegistry, *, miners: int = 
                      feeds: int = 2, speed: float = 6.0, mode: str = "on",
                      budget: float = 500.0, limit: float = 600.0, base_load_kw: float = 0.0,
                      power_extra: str = "", feed_extra: str = "",
-                     families: list[str] | None = None) -> AsyncIterator[PowerFarm]:
+                     families: list[str] | None = None,
+                     sim_extra: dict[str, Any] | None = None) -> AsyncIterator[PowerFarm]:
     """Miners on ``feeds`` consecutive parts of one /24, a meter per part, the agent on top."""
     net = block()
     ips = [f"{net}{i}" for i in range(1, miners + 1)]
@@ -115,7 +116,7 @@ async def power_farm(tmp_path: Path, registry: PluginRegistry, *, miners: int = 
               for (serial, address), part in zip(METERS, parts, strict=False)]
     options = SimOptions(seed=3, http_port=8080, extra={
         "meters": meters, "conf_delay": 0.05, "reboot_seconds": 2.0, "slow_delay": 8.0,
-        "power": {"speed": speed}, "reply_delay": 0.005})
+        "power": {"speed": speed}, "reply_delay": 0.005, **(sim_extra or {})})
     farm = await start_farm(registry, miners=miners, base=ips[0], options=options,
                             families=families)
     try:

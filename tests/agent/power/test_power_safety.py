@@ -161,3 +161,28 @@ async def test_dry_run_changes_nothing_and_shows_the_plan_the_real_run_executes(
                 break
             await asyncio.sleep(0.1)
         assert device_states(pf) != before
+
+
+async def test_the_model_table_is_refined_from_the_meters_response(tmp_path, registry):
+    """Stock Antminers report no power: their draw comes from the model table. Here the table
+    is told a wrong figure (2,500 W for an S19j Pro that draws ~3,070 W); when some of them go
+    to sleep on their own, the meter's response teaches the controller the real figure."""
+    async with power_farm(tmp_path, registry, miners=20, feeds=1, speed=SPEED,
+                          families=["antminer", "mercury"],
+                          sim_extra={"models": ["Antminer S19j Pro"]},
+                          power_extra='[[power.models]]\nmodel = "Antminer S19j Pro"\n'
+                                      "normal_w = 2500\nlow_power_w = 1800\n") as pf:
+        await settled(pf, 20)
+        name = pf.feeds[0]["name"]
+        controller = pf.agent.services["power"]
+        await asyncio.sleep(2 * 9 / SPEED)
+        full = (await pf.status(name))["measured_kw"]
+        await pf.stack.ok("/api/power/set-budget", {"feed": name, "budget_kw": round(
+            full - 9.0, 1)})  # a single step of a few miners
+        started = time.monotonic()
+        while "antminer s19j pro" not in controller.refinements.factors:
+            assert (time.monotonic() - started) * SPEED < 240, controller.refinements.factors
+            await asyncio.sleep(0.25)
+        factor = controller.refinements.factors["antminer s19j pro"]
+        assert factor > 1.05  # the table said 2,500 W; the meter saw more
+        assert controller.refinements.factor("Antminer S19j Pro") == factor
