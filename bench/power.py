@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -41,7 +42,6 @@ from webbo.agent.core.plugins import default_registry
 from webbo.agent.fleet.inventory import Device
 from webbo.agent.fleet.model import Reading, WorkMode
 from webbo.agent.power.controller import PowerController
-from webbo.agent.power.plan import FULL
 
 # -- 1. decision time ----------------------------------------------------------------------------
 
@@ -125,18 +125,23 @@ def bench_decision(miners: int, feeds: int, rounds: int) -> dict[str, float]:
                                 if d.group == feed.groups[0])
                     controller.set_budget(feed.name, round(total / 1000 * budget_share, 1),
                                           None, "bench")
-            times = []
+            times, cpu = [], []
             for _ in range(rounds):
                 meters(1.0)
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 results = controller.assess_all()
                 times.append(time.perf_counter() - started)
+                cpu.append(time.process_time() - cpu_started)
             planned = sum(len(r.plan.steps) for _, r in results if r.plan)
+            started = time.perf_counter()
             projected = sum(len(r.projection) for _, r in results)
+            ahead = time.perf_counter() - started
             print(f"    budget {'full' if budget_share is None else f'{budget_share:.0%}'}: "
-                  f"median {statistics.median(times) * 1000:.1f} ms, max "
+                  f"median {statistics.median(times) * 1000:.1f} ms wall "
+                  f"({statistics.median(cpu) * 1000:.1f} ms CPU), max "
                   f"{max(times) * 1000:.1f} ms over {rounds} cycles; step: {planned} miners, "
-                  f"plan: {projected} cycles")
+                  f"the plan ahead (made when the API or the page asks): {projected} cycles "
+                  f"in {ahead * 1000:.0f} ms")
             return times
 
         controller.state.path = None  # nothing written
@@ -144,13 +149,16 @@ def bench_decision(miners: int, feeds: int, rounds: int) -> dict[str, float]:
         full = timed(None)
         shed = timed(0.6)
         assert all(d.reading is not None for d in fleet.inventory.devices())
-        _ = FULL
         return {"full_ms": statistics.median(full) * 1000,
                 "shed_ms": statistics.median(shed) * 1000}
 
 
 # -- 2. a budget step on a simulated farm --------------------------------------------------------
 
+
+RAMP_KW_PER_MIN = 600.0
+"""Of simulated time: a cycle (10 s) may change a feed by 100 kW."""
+VERBOSE = False
 
 FARMS = {
     "power targets (Whatsminer M56S/M60, API 2.0.5 and v3)": {
@@ -175,7 +183,7 @@ def farm_config(state: str, farm: dict, meter_port: str, speed: float, base: str
             f'device_model = "230"\naddress = 1\ncurrent_ratio = 100\ninterval = "0.5s"\n'
             f'[power]\nmode = "on"\ninterval = "{10 / speed:.3f}s"\n'
             f'stale_after = "{30 / speed:.3f}s"\ndeadband_pct = 2.0\n'
-            f'ramp_kw_per_min = {600 * speed:.0f}\nmax_miners_per_step = 100\n'
+            f'ramp_kw_per_min = {RAMP_KW_PER_MIN * speed:.0f}\nmax_miners_per_step = 100\n'
             f'min_dwell = "{30 / speed:.3f}s"\nsettle_min = "{10 / speed:.3f}s"\n'
             f'settle_timeout = "{120 / speed:.3f}s"\n'
             f'[[power.feeds]]\nname = "feed"\nmeters = ["32297700-17"]\ngroups = ["hall"]\n'
@@ -228,10 +236,18 @@ async def step_on(name: str, farm: dict, miners: int, speed: float, base: str) -
                         reached, stayed = None, 0
                     await asyncio.sleep(0.1)
                 final = controller.feed_status("feed")["measured_kw"]
+                history = [h[1] for h in controller.feed_status("feed", history=True)[
+                    "history"] if h[0] >= time.time() - (time.monotonic() - started) - 1]
+                moves = [abs(b - a) for a, b in itertools.pairwise(history)
+                         if a is not None and b is not None]
+                if VERBOSE:
+                    print("      measured per cycle:", [round(h or 0, 1) for h in history])
                 print(f"    {name}: {miners} miners, {full:.1f} kW → budget {budget:.1f} kW: "
                       + (f"within ±2 % after {reached:.0f} s of simulated time"
                          if reached is not None else "not within ±2 % in 400 s")
-                      + f" (now {final:.1f} kW, {controller.steps_sent} steps)")
+                      + f" (now {final:.1f} kW, {controller.steps_sent} steps; the largest "
+                      f"change the meter saw between two cycles: {max(moves, default=0):.1f} kW, "
+                      f"the ramp allows {RAMP_KW_PER_MIN * 10 / 60:.1f} kW a cycle)")
             finally:
                 await agent.stop(flush_timeout=1)
     finally:
@@ -246,7 +262,10 @@ def main() -> int:
     parser.add_argument("--farm", type=int, default=100)
     parser.add_argument("--speed", type=float, default=5.0)
     parser.add_argument("--skip-farm", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print each cycle's reading")
     args = parser.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
     configure_logging("console", "warning")
     print(f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
           f"{os.cpu_count()} CPUs")
