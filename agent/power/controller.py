@@ -223,7 +223,7 @@ class PowerController:
         runtime.state = "shedding" if plan.direction == "shed" else "restoring"
         reason = self._reason(result, plan)
         if result.mode == "dry-run":
-            key = tuple((s.mac, s.to, s.pct) for s in plan.steps)
+            key = tuple((s.mac, s.to) for s in plan.steps)  # a percent moving by one is noise
             if key != runtime.dry_key:
                 runtime.dry_key = key
                 self._audit({"event": "plan", "method": "power/plan", "mode": "dry-run",

@@ -102,6 +102,10 @@ class PowerState:
                 pending = raw.pop("pending", None)
                 miner = MinerState(**raw)
                 miner.pending = Pending(**pending) if pending else None
+                if miner.pending is not None and miner.pending.outcome == "running":
+                    # the agent stopped while the write was out: it may or may not have landed
+                    miner.pending.outcome = "unknown"
+                    miner.pending.done_at = miner.pending.done_at or miner.pending.at
                 state.miners[mac] = miner
             state.refinements = {str(k): float(v)
                                  for k, v in data.get("refinements", {}).items()}

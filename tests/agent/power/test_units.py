@@ -113,3 +113,18 @@ def test_a_miner_without_a_known_efficiency_is_shed_first():
     device.reading.hashrate_ths = None
     unit = build_unit(device, MinerState("a"), ctx(now))[0]
     assert math.isinf(unit.jth)
+
+
+def test_a_write_cut_short_by_a_restart_is_an_unknown_outcome(tmp_path):
+    from webbo.agent.power.state import PowerState
+
+    state = PowerState(path=tmp_path / "power.json")
+    miner = state.miner("e0:a5:09:00:00:01")
+    miner.managed, miner.level = True, SLEEP
+    miner.pending = Pending("s1", SLEEP, 100, 3068.0, 30.0, at=1000.0, prev_level=FULL,
+                            prev_pct=100)
+    state.save()
+    assert oct((tmp_path / "power.json").stat().st_mode & 0o777) == "0o600"
+    again = PowerState.load(tmp_path / "power.json").miners["e0:a5:09:00:00:01"]
+    assert again.pending.outcome == "unknown" and again.pending.done_at == 1000.0
+    assert again.managed and again.level == SLEEP
