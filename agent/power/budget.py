@@ -60,10 +60,13 @@ class Source:
     active: bool
     until: float | None = None
     detail: str = ""
+    note: tuple[str, dict[str, Any]] = ("", {})
+    """The detail as a text key and its values (the web UI says it in the page's language)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "budget_kw": self.budget_kw, "active": self.active,
-                "until": self.until, "detail": self.detail}
+                "until": self.until, "detail": self.detail, "note": self.note[0],
+                "note_args": self.note[1]}
 
 
 def farm_zone(name: str) -> dt.tzinfo:
@@ -95,11 +98,13 @@ def window_active(window: ScheduleWindow, local: dt.datetime) -> bool:
 def sources(feed: FeedConfig, overrides: dict[str, Override], now: float,
             zone: dt.tzinfo) -> list[Source]:
     """Every source of ``feed``'s budget at ``now`` (unix time)."""
-    found = [Source("config", feed.budget_kw, True, detail="budget_kw")]
+    found = [Source("config", feed.budget_kw, True, detail="budget_kw",
+                    note=("config", {}))]
     api = overrides.get("api")
     if api is not None:
         found.append(Source("api", api.budget_kw, _live(api, now), api.until,
-                            f"set by {api.who}" if api.who else ""))
+                            f"set by {api.who}" if api.who else "",
+                            ("set_by", {"who": api.who}) if api.who else ("", {})))
     else:
         found.append(Source("api", None, False))
     local = dt.datetime.fromtimestamp(now, zone)
@@ -108,25 +113,29 @@ def sources(feed: FeedConfig, overrides: dict[str, Override], now: float,
         best = min(windows, key=lambda w: w.budget_kw)
         label = best.name or f"{best.start}–{best.end}"
         found.append(Source("schedule", best.budget_kw, True, _window_end(best, local),
-                            label))
+                            label, ("window", {"name": label})))
     else:
+        n = len(feed.schedule)
         found.append(Source("schedule", None, False,
-                            detail=f"{len(feed.schedule)} windows, none now"
-                            if feed.schedule else "no windows"))
+                            detail=f"{n} windows, none now" if n else "no windows",
+                            note=("windows_idle", {"n": n}) if n else ("no_windows", {})))
     demand = overrides.get("demand_response")
     found.append(Source("demand_response", demand.budget_kw if demand else None,
                         demand is not None and _live(demand, now),
                         demand.until if demand else None,
-                        f"from {demand.who}" if demand and demand.who else ""))
+                        f"from {demand.who}" if demand and demand.who else "",
+                        ("from", {"who": demand.who}) if demand and demand.who else ("", {})))
     price = overrides.get("price")
     if price is not None and price.price is not None and feed.strike_price is not None:
         above = price.price > feed.strike_price
         found.append(Source("price", feed.price_floor_kw if above else None,
                             above and _live(price, now), price.until,
-                            f"price {price.price:g} vs strike {feed.strike_price:g}"))
+                            f"price {price.price:g} vs strike {feed.strike_price:g}",
+                            ("price", {"price": price.price, "strike": feed.strike_price})))
     else:
-        found.append(Source("price", None, False,
-                            detail="no strike_price" if feed.strike_price is None else ""))
+        none = feed.strike_price is None
+        found.append(Source("price", None, False, detail="no strike_price" if none else "",
+                            note=("no_strike", {}) if none else ("", {})))
     return found
 
 

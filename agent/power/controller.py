@@ -211,11 +211,12 @@ class PowerController:
                 log.warning("power control holds: no fresh meter reading", feed=feed.name,
                             problem=result.measured.problem)
             runtime.state, runtime.problem = "hold", result.measured.problem
+            runtime.problem_note = result.measured.note
             self._alert(runtime, feed, result, stale=True)
             return
         self._alert(runtime, feed, result, stale=False)
         plan = result.plan
-        runtime.problem = ""
+        runtime.problem, runtime.problem_note = "", ("", {})
         if plan is None or not plan.steps:
             runtime.state = "settling" if result.in_flight else "ok"
             runtime.dry_key = ()
@@ -282,8 +283,13 @@ class PowerController:
         log.info("power step", feed=feed.name, step_id=step_id, direction=plan.direction,
                  miners=len(plan.steps), delta_kw=round(plan.delta_w / 1000, 2))
         runtime.steps += 1
-        runtime.last_step = {"step_id": step_id, "at": now, "direction": plan.direction,
-                             "reason": reason, "miners": miners, "results": None}
+        runtime.last_step = {
+            "step_id": step_id, "at": now, "direction": plan.direction, "reason": reason,
+            "measured_kw": round((result.measured.watts or 0.0) / 1000, 3),
+            "predicted_kw": round((result.predicted_w or 0.0) / 1000, 3),
+            "budget_kw": round(result.tuning.budget_w / 1000, 3),
+            "budget_source": result.budget.source,
+            "delta_kw": round(plan.delta_w / 1000, 3), "miners": miners, "results": None}
         self.steps_sent += 1
         self.state.save()
         task = asyncio.get_running_loop().create_task(
@@ -529,7 +535,8 @@ class PowerController:
         result = runtime.last
         out: dict[str, Any] = {
             "name": feed.name, "mode": feed.mode or self.section.mode, "state": runtime.state,
-            "problem": runtime.problem, "limit_kw": feed.limit,
+            "problem": runtime.problem, "problem_note": runtime.problem_note[0],
+            "problem_args": runtime.problem_note[1], "limit_kw": feed.limit,
             "base_load_kw": feed.base_load_kw, "meters": list(feed.meters),
             "groups": list(feed.groups), "ranges": list(feed.ranges),
             "last_step": runtime.last_step, "steps": runtime.steps,

@@ -110,6 +110,7 @@ class FeedRuntime:
     last: Assessment | None = None
     state: str = "new"
     problem: str = ""
+    problem_note: tuple[str, dict[str, Any]] = ("", {})
     stale_since: float | None = None
     over_since: float | None = None
     dry_key: tuple[Any, ...] = ()

@@ -24,6 +24,8 @@ class Measured:
     at: float
     """Unix time of the oldest reading in the sum (0 when none)."""
     problem: str = ""
+    note: tuple[str, dict[str, object]] = ("", {})
+    """The problem as a text key and its values (the web UI says it in the page's language)."""
 
 
 class MeterWatch:
@@ -64,13 +66,17 @@ class MeterWatch:
             if reading is None:
                 failure = self.failures.get(key)
                 why = f": {failure[1]}" if failure else ""
-                return Measured(None, 0.0, f"meter {serial} has no reading yet{why}")
+                return Measured(None, 0.0, f"meter {serial} has no reading yet{why}",
+                                ("no_reading", {"serial": serial,
+                                                "error": failure[1] if failure else ""}))
             at, watts = reading
             age = now - at
             if age > stale_after:
                 failure = self.failures.get(key)
                 why = f" ({failure[1]})" if failure and failure[0] > at else ""
-                return Measured(None, at, f"meter {serial}: no reading for {age:.0f} s{why}")
+                return Measured(None, at, f"meter {serial}: no reading for {age:.0f} s{why}",
+                                ("stale", {"serial": serial, "age": round(age),
+                                           "error": failure[1] if why and failure else ""}))
             total += watts
             oldest = min(oldest, at)
         return Measured(total, oldest)

@@ -538,6 +538,35 @@ TEXT: dict[str, tuple[str, str]] = {
     "power.done.exclude": ("Список исключённых майнеров сохранён.",
                            "The list of excluded miners was saved."),
     "power.refused": ("Не принято: {error}", "Refused: {error}"),
+    "power.problem.no_reading": ("Счетчик {serial} ещё не прислал показаний. {error}",
+                                 "Meter {serial} has sent no reading yet. {error}"),
+    "power.problem.stale": ("Нет свежих показаний счетчика {serial} уже {age} с: управление "
+                            "удерживает ввод как есть. {error}",
+                            "No fresh reading from meter {serial} for {age} s: control holds "
+                            "the feed as it is. {error}"),
+    "power.note.config": ("budget_kw в конфигурации", "budget_kw in the config"),
+    "power.note.set_by": ("задал {who}", "set by {who}"),
+    "power.note.from": ("от {who}", "from {who}"),
+    "power.note.window": ("окно «{name}»", "window “{name}”"),
+    "power.note.windows_idle": ("{n} окно расписания, сейчас не действует|{n} окна "
+                                "расписания, сейчас ни одно не действует|{n} окон расписания, "
+                                "сейчас ни одно не действует",
+                                "{n} schedule window, not now|{n} schedule windows, none now"),
+    "power.note.no_windows": ("окон нет", "no windows"),
+    "power.note.price": ("цена {price} при цене отсечения {strike}",
+                         "price {price} against the strike {strike}"),
+    "power.note.no_strike": ("цена отсечения не задана", "no strike price"),
+    "power.last_step_text.shed": ("сверх бюджета: измерено {measured} кВт, с учётом идущих "
+                                  "изменений {predicted} кВт, бюджет {budget} кВт ({source}); "
+                                  "снижение на {delta} кВт",
+                                  "over budget: measured {measured} kW, heading for {predicted} "
+                                  "kW, budget {budget} kW ({source}); shedding {delta} kW"),
+    "power.last_step_text.restore": ("ниже бюджета: измерено {measured} кВт, с учётом идущих "
+                                     "изменений {predicted} кВт, бюджет {budget} кВт "
+                                     "({source}); возврат {delta} кВт",
+                                     "under budget: measured {measured} kW, heading for "
+                                     "{predicted} kW, budget {budget} kW ({source}); restoring "
+                                     "{delta} kW"),
     "psettings.title": ("Настройки энергии", "Power settings"),
     "psettings.mode": ("Режим управления", "Control mode"),
     "psettings.mode.off": ("только измерять и показывать", "measure and show only"),

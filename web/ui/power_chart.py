@@ -27,7 +27,12 @@ def power_svg(history: Sequence[Row], labels: dict[str, str], title: str) -> Mar
     t1 = max([now, *times])
     t0 = min([*times, t1 - 600])
     t0 = min(t0, t1 - 60)
-    values = [v for r in history for v in r[1:] if v is not None]
+    drawn = [v for r in history for v in r[1:3] if v is not None]
+    budgets = [r[3] for r in history if r[3] is not None]
+    top_drawn = max([*drawn, 1.0])
+    # a budget far above what the feed draws would flatten the lines: it is cut at the top
+    values = drawn + [b for b in budgets if b <= 1.5 * top_drawn] + [
+        min(b, 1.5 * top_drawn) for b in budgets if b > 1.5 * top_drawn][:1]
     hi = max([*values, 1.0]) * 1.08
     lo = min([*values, hi])
     lo = max(0.0, lo - (hi - lo) * 0.25)
@@ -57,7 +62,7 @@ def power_svg(history: Sequence[Row], labels: dict[str, str], title: str) -> Mar
                    f'text-anchor="middle">{label}</text>')
         tick += step
     for cls, index in (("budget", 3), ("estimated", 2), ("measured", 1)):
-        points = [(float(r[0]), None if r[index] is None else float(r[index]))
+        points = [(float(r[0]), None if r[index] is None else min(float(r[index]), top))
                   for r in history if r[0] is not None]
         d = _path(points, x, y)
         if d:
