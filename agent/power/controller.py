@@ -143,8 +143,11 @@ class PowerController:
         section = self.section
         excluded = frozenset(filter(None, (normalise_mac(m) for m in section.exclude)))
         critical = frozenset(normalise_mac(c) or c for c in section.critical)
-        return Context(self.table, self.refinements, now,
-                       fresh_s=3 * float(self.config.agent.interval) + float(section.interval),
+        fleet = self.fleet
+        sweep = fleet.last_sweep.duration_s if fleet is not None else 0.0
+        # a reading is fresh while it is from one of the last sweeps (however long they take)
+        fresh_s = 3 * max(float(self.config.agent.interval), sweep) + float(section.interval)
+        return Context(self.table, self.refinements, now, fresh_s=fresh_s,
                        min_dwell=float(section.min_dwell),
                        settle_min=float(section.settle_min),
                        settle_timeout=float(section.settle_timeout), excluded=excluded,
