@@ -113,6 +113,12 @@ class PowerController:
         for name in list(self.feeds):
             if self.section.feed(name) is None:
                 del self.feeds[name]
+                left = [m.mac for m in self.state.miners.values()
+                        if m.feed == name and m.managed]
+                if left:
+                    log.warning("feed removed while miners it curtailed are still down; they "
+                                "stay where they are", feed=name, miners=left[:20],
+                                count=len(left))
         if not self.section.feeds:
             return []
         interval = float(self.section.interval)
