@@ -94,14 +94,16 @@ def power_cards(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @get("/power/feed", sync_to_thread=False, include_in_schema=False)
-def feed_page(request: Request[Any, Any, Any], name: str = "") -> Response[str]:
+def feed_page(request: Request[Any, Any, Any]) -> Response[str]:
+    name = request.query_params.get("name", "")
     return html(request, "power_feed.html", active="power", message=_done_message(request),
                 message_kind="ok", **_feed_values(request, name))
 
 
 @get("/ui/power/feed", sync_to_thread=False, include_in_schema=False)
-def feed_live(request: Request[Any, Any, Any], name: str = "") -> Response[str]:
-    return html(request, "_power_feed.html", **_feed_values(request, name))
+def feed_live(request: Request[Any, Any, Any]) -> Response[str]:
+    return html(request, "_power_feed.html",
+                **_feed_values(request, request.query_params.get("name", "")))
 
 
 def _done_message(request: Request[Any, Any, Any]) -> str:
