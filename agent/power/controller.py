@@ -27,7 +27,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -51,10 +51,21 @@ from webbo.agent.power.units import Context, Profile
 
 log = structlog.get_logger("webbo.power")
 
-__all__ = ["MEASUREMENT", "PowerController", "PowerCycle", "parse_until"]
+__all__ = ["MEASUREMENT", "AlertReporter", "PowerController", "PowerCycle", "parse_until"]
 
 MEASUREMENT = "power"
 SIGNAL_KINDS = ("demand_response", "price")
+
+
+@runtime_checkable
+class AlertReporter(Protocol):
+    """What power control tells alerts through (the alerts room's engine): an alert a room
+    watches itself, raised or cleared by key. Found by type among the agent's services, so
+    the two rooms meet without either naming the other's plugin."""
+
+    def report(self, rule: str, key: str, firing: bool, summary: str = "",
+               labels: dict[str, str] | None = None, severity: str | None = None,
+               value: float | None = None) -> int: ...
 
 
 class PowerCycle:
@@ -93,9 +104,10 @@ class PowerController:
         self.profiles: dict[str, Profile] = {}
         self.generation = 0
         """Bumped by a reload or a refinement: cached per-miner profiles are made again."""
-        self.alert_hooks: list[Callable[[str, str, bool, str, dict[str, str]], None]] = []
+        self.alert_hooks: list[Callable[[str, str, bool, str, dict[str, str]], Any]] = []
         """Called (condition, feed, firing, summary, labels) when a feed's meter goes stale
-        or its draw goes over budget, and when that ends (the alerts room listens)."""
+        (``meter_stale``) or its draw goes over budget (``feed_over_budget``), and when that
+        ends; the agent's :class:`AlertReporter` (the alerts engine) is told the same."""
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -412,7 +424,9 @@ class PowerController:
                          if over else f"feed {feed.name} is within its budget again")
 
     def _notify(self, condition: str, feed: str, firing: bool, summary: str) -> None:
-        for hook in self.alert_hooks:
+        reporter = self.context.shared.find(AlertReporter)  # type: ignore[type-abstract]
+        hooks = [*self.alert_hooks, *([reporter.report] if reporter is not None else [])]
+        for hook in hooks:
             try:
                 hook(condition, feed, firing, summary, {"feed": feed})
             except Exception:
