@@ -104,8 +104,10 @@ async def power_farm(tmp_path: Path, registry: PluginRegistry, *, miners: int = 
                      budget: float = 500.0, limit: float = 600.0, base_load_kw: float = 0.0,
                      power_extra: str = "", feed_extra: str = "",
                      families: list[str] | None = None,
-                     sim_extra: dict[str, Any] | None = None) -> AsyncIterator[PowerFarm]:
-    """Miners on ``feeds`` consecutive parts of one /24, a meter per part, the agent on top."""
+                     sim_extra: dict[str, Any] | None = None,
+                     tail: str = "") -> AsyncIterator[PowerFarm]:
+    """Miners on ``feeds`` consecutive parts of one /24, a meter per part, the agent on top
+    (``tail``: more of webbo.toml, at its end)."""
     net = block()
     ips = [f"{net}{i}" for i in range(1, miners + 1)]
     size = -(-miners // feeds)
@@ -145,7 +147,7 @@ async def power_farm(tmp_path: Path, registry: PluginRegistry, *, miners: int = 
                 f'internal_metrics = false\nwatch_config = false\n'
                 f'[web]\nstate_dir = "{tmp_path / "state"}"\n[network]\n' + "".join(groups)
                 + "".join(inputs) + power_toml(speed, mode=mode, extra=power_extra)
-                + feeds_text)
+                + feeds_text + tail)
         async with stack(tmp_path, registry, text) as running:
             yield PowerFarm(running, farm, speed, feed_info)
     finally:

@@ -186,3 +186,51 @@ async def test_the_model_table_is_refined_from_the_meters_response(tmp_path, reg
         factor = controller.refinements.factors["antminer s19j pro"]
         assert factor > 1.05  # the table said 2,500 W; the meter saw more
         assert controller.refinements.factor("Antminer S19j Pro") == factor
+
+
+STALE_RULE = """
+[alerts]
+[[alerts.rules]]
+name = "feed meter stale"
+condition = "meter_stale"
+severity = "critical"
+[[alerts.rules]]
+name = "feed over budget"
+condition = "feed_over_budget"
+"""
+
+
+async def test_a_stale_meter_fires_the_alert_and_an_answer_resolves_it(tmp_path, registry):
+    """With the alerts room loaded, power control reports a stale meter (and a feed over its
+    budget) to the alert engine: the rule fires, and resolves when the meter answers again."""
+    engine_module = pytest.importorskip("webbo.agent.alerts.engine")
+    async with power_farm(tmp_path, registry, miners=8, feeds=1, speed=SPEED, mode="dry-run",
+                          families=["whatsminer", "mercury"], tail=STALE_RULE) as pf:
+        await settled(pf, 8)
+        engine = pf.agent.service(engine_module.AlertEngine)
+        assert engine is not None
+        name = pf.feeds[0]["name"]
+
+        def firing(rule: str) -> list:
+            return [a for a in engine.alerts() if a.rule == rule and a.status == "firing"]
+
+        meter = pf.meter(pf.feeds[0]["serial"])
+        meter.fault = "silent"
+        await wait_feed(pf, lambda s: s["state"] == "hold", 60, "hold")
+        started = time.monotonic()
+        while not firing("feed meter stale"):
+            assert time.monotonic() - started < 30, engine.alerts()
+            await asyncio.sleep(0.1)
+        alert = firing("feed meter stale")[0]
+        assert alert.key == name and alert.severity == "critical"
+        assert "no reading" in alert.summary
+        meter.fault = None
+        while firing("feed meter stale"):
+            assert time.monotonic() - started < 90, engine.alerts()
+            await asyncio.sleep(0.1)
+        # over budget (dry-run: nothing sheds): the other reported condition
+        await pf.stack.ok("/api/power/set-budget", {"feed": name, "budget_kw": 1.0})
+        while not firing("feed over budget"):
+            assert time.monotonic() - started < 120, engine.alerts()
+            await asyncio.sleep(0.1)
+        assert firing("feed over budget")[0].key == name
