@@ -136,7 +136,7 @@ class Physics:
         total = max(0.0, self.load())
         for k in range(self.phases):
             watts = total * self.phase_share[k] / self.ratio
-            self.i[k] = watts / (self.u[k] * self.pf[k])
+            self.i[k] = watts / (self.u[k] * self.pf[k]) if self.u[k] > 1.0 else 0.0
 
     def update(self) -> None:
         now = self.wall()
