@@ -37,7 +37,8 @@ def as_grafana_would(query: str) -> str:
     """Expand the dashboard's variables the way Grafana does with "All" selected."""
     return (query.replace("$timeFilter", "time > now() - 1h")
             .replace("$__interval", "1s")
-            .replace("$group", ".*").replace("$range", ".*").replace("$meter", ".*"))
+            .replace("$group", ".*").replace("$range", ".*").replace("$meter", ".*")
+            .replace("$feed", ".*"))
 
 
 async def wait_for(predicate, timeout: float = 60.0) -> bool:
@@ -101,6 +102,13 @@ settings_every = 1
 [[inputs.whatsminer]]
 [[inputs.cgminer]]
 {meter_tables}
+[power]
+interval = "1s"
+[[power.feeds]]
+name = "feed A"
+meters = ["32297700-17"]
+groups = ["room A"]
+budget_kw = 100
 [[outputs.influxdb]]
 urls = ["{server.url}"]
 database = "{db}"
@@ -111,6 +119,7 @@ database = "{db}"
                 fleet = agent.services["miners"]
                 assert await wait_for(lambda: fleet.sweeps >= 3 and len(fleet.inventory) == 8)
                 assert await wait_for(lambda: server.count("meter", "voltage_l1_v", db) >= 6)
+                assert await wait_for(lambda: server.count("power", "measured_kw", db) >= 2)
                 # One miner goes silent: the "offline" panels need one.
                 ants.by_ip[ips[1]].fault = "silent"
                 sweeps = fleet.sweeps

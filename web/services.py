@@ -28,9 +28,10 @@ from webbo.agent.fleet.history import MinerHistory
 from webbo.agent.fleet.inventory import Device, Inventory
 from webbo.agent.fleet.pools import PoolSpec
 from webbo.agent.fleet.selectors import Selector
+from webbo.agent.power.controller import PowerController
 
 __all__ = ["ControlService", "FleetView", "NetworkView", "ServiceMissing", "controller",
-           "fleet", "hub", "network", "serial_backend", "sites"]
+           "fleet", "hub", "network", "power", "serial_backend", "sites"]
 
 
 class ServiceMissing(LookupError):
@@ -167,3 +168,11 @@ def serial_backend(agent: Agent) -> SerialBackend | None:
     if the_hub is not None:
         return the_hub.meters
     return agent.service(SerialBackend)  # type: ignore[type-abstract]
+
+
+def power(agent: Agent) -> PowerController:
+    """Power control (feeds, budgets, curtailment)."""
+    found = agent.service(PowerController)
+    if found is None:
+        raise ServiceMissing("power control is not loaded (see `webbo plugins`)")
+    return found

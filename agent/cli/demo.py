@@ -5,11 +5,20 @@ It starts ``webbo simulate`` as a child process (about 60 miners from 127.77.0.1
 faulty, plus three Mercury 230 meters on one pty when a meter simulator is installed), writes a
 config for them into a demo state folder (two groups of ranges, one instance of every miner
 input, no output: the web UI shows the data), and runs the agent with it until Ctrl-C.
+
+Power control closes its loop in the demo: the first two meters each measure the miners of one
+group (``measures`` in the simulator's meters, through 100/5 A current transformers, plus a
+base load), and ``[power]`` has a feed per group over them, in ``mode = "on"`` with budgets
+that fit the farm's draw. "on" rather than "dry-run" because nothing in a demo is real and
+only acting shows the loop: lower a feed's budget on the Энергия page and watch its meter follow
+(least efficient miners first; the simulated firmware sleeps within seconds and wakes over a
+minute or two), then go back to the schedule and watch the most efficient come back first.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -24,20 +33,46 @@ from webbo.agent.cli.simulate import spawn, stop
 from webbo.agent.core.config_edit import append_table
 from webbo.agent.core.contract import SimOptions
 from webbo.agent.core.plugins import PluginRegistry
+from webbo.agent.fleet.net import int_to_ip, ip_to_int
+from webbo.agent.power.models import ModelTable
 
-__all__ = ["METER_SERIALS", "demo_config", "meter_tables", "start_simulator"]
+__all__ = ["METER_SERIALS", "demo_config", "meter_tables", "power_feeds", "start_simulator"]
 
 METER_SERIALS = ("32297700-17", "43099131-20", "47457598-22")
 BASE = "127.77.0.1"
 HTTP_PORT = 8080
 
 
+CT_RATIO = 20
+"""The demo's meters sit on 100/5 A current transformers (a group draws ~100 kW)."""
+BASE_LOAD_KW = 5.0
+"""Cooling and lights on each demo feed, besides its miners."""
+
+
+def halves(base: str, miners: int) -> list[str]:
+    """The two address spans of the demo's groups (as demo_config splits the farm)."""
+    first = ip_to_int(base)
+    half = miners // 2
+    spans = [(first, first + max(0, half - 1))]
+    if half < miners:
+        spans.append((first + half, first + miners - 1))
+    return [f"{int_to_ip(a)}-{int_to_ip(b)}" for a, b in spans if miners]
+
+
 def start_simulator(miners: int, meters: int, seed: int = 7) -> tuple[subprocess.Popen[str],
                                                                        dict[str, Any]]:
-    """``webbo simulate`` in a child process; returns it with its inventory line."""
-    extra = {"meters": [{"serial_number": serial, "device_model": "230"}  # factory addresses
-                        for serial in METER_SERIALS],
-             "conf_delay": 1.0, "reboot_seconds": 10.0}
+    """``webbo simulate`` in a child process; returns it with its inventory line. The first
+    meters measure the demo's groups (one each); the last stays unbound, for the operator to
+    add."""
+    spans = halves(BASE, miners)
+    specs: list[dict[str, Any]] = []
+    for n, serial in enumerate(METER_SERIALS):  # factory addresses
+        spec: dict[str, Any] = {"serial_number": serial, "device_model": "230"}
+        if n < len(spans) and n < len(METER_SERIALS) - 1:
+            spec.update({"measures": [spans[n]], "base_load_w": BASE_LOAD_KW * 1000,
+                         "current_ratio": CT_RATIO})
+        specs.append(spec)
+    extra = {"meters": specs, "conf_delay": 1.0, "reboot_seconds": 10.0}
     return spawn("--miners", str(miners), "--base", BASE, "--http-port", str(HTTP_PORT),
                  "--seed", str(seed), "--meters", str(meters),
                  "--faults", "silent=0.02,garbage=0.02,slow=0.02,refuse=0.02",
@@ -45,8 +80,27 @@ def start_simulator(miners: int, meters: int, seed: int = 7) -> tuple[subprocess
                  "--extra", json.dumps(extra))
 
 
+def power_feeds(farm: dict[str, Any], groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A feed per demo group measured by the meter bound to it, with a budget that fits its
+    miners' nominal draw (the model table's figures) and a limit above that."""
+    table = ModelTable()
+    feeds = []
+    meters = [m for m in farm.get("meter_config") or [] if m.get("measures")]
+    for group, meter in zip(groups, meters, strict=False):
+        span = group["ip_ranges"][0]
+        low, high = ip_to_int(span["first"]), ip_to_int(span["last"])
+        watts = sum(table.watts(str(d.get("model", "")), None).normal
+                    for d in farm["devices"] if low <= ip_to_int(d["ip"]) <= high)
+        need = watts / 1000 + BASE_LOAD_KW
+        feeds.append({"name": f"Ввод {len(feeds) + 1}", "meters": [meter["serial_number"]],
+                      "groups": [group["name"]], "base_load_kw": BASE_LOAD_KW,
+                      "budget_kw": float(math.ceil(need * 1.15 / 5) * 5),
+                      "limit_kw": float(math.ceil(need * 1.4 / 5) * 5)})
+    return feeds
+
+
 def demo_config(state_dir: Path, farm: dict[str, Any], registry: PluginRegistry,
-                listen: str, http_port: int = HTTP_PORT) -> str:
+                listen: str, http_port: int = HTTP_PORT, power: bool = False) -> str:
     """A webbo.toml that reads the farm (the demo's, and ``webbo simulate --write-config``'s):
     two groups of ranges over it, the input tables each simulator family says read its
     devices (served on ``http_port``), the meters."""
@@ -83,12 +137,21 @@ def demo_config(state_dir: Path, farm: dict[str, Any], registry: PluginRegistry,
                 written.add(name)
                 append_table(doc, f"inputs.{name}", table)
     for table in farm.get("meter_config") or []:
-        append_table(doc, "inputs.mercury", table)
+        append_table(doc, "inputs.mercury", {k: v for k, v in table.items() if k != "measures"})
     alerts = tomlkit.table()
     alerts["ui_url"] = f"http://{listen}"
     doc["alerts"] = alerts
     for rule in DEFAULT_RULES:  # the sample config's rules: the farm's faults show on the page
         append_table(doc, "alerts.rules", rule)
+    feeds = power_feeds(farm, groups) if power else []
+    if feeds:
+        section = tomlkit.table()
+        section.add(tomlkit.comment(" Each feed's meter measures its group's miners: lower a "
+                                    "budget on the Энергия page and watch the loop."))
+        section["mode"] = "on"
+        doc["power"] = section
+        for feed in feeds:
+            append_table(doc, "power.feeds", feed)
     return tomlkit.dumps(doc)
 
 
@@ -106,8 +169,8 @@ def run_demo(args: Any, registry: PluginRegistry, run: Callable[[Any], int]) -> 
         meters = farm.get("meters", [])
         farm["meter_config"] = meter_tables(meters[:-1])
         config_path = state_dir / "webbo.toml"
-        config_path.write_text(demo_config(state_dir, farm, registry, args.listen),
-                               encoding="utf-8")
+        config_path.write_text(demo_config(state_dir, farm, registry, args.listen,
+                                           power=True), encoding="utf-8")
         host, _, port = args.listen.rpartition(":")
         print(f"\nWebboMonitor demo: {len(farm['devices'])} simulated miners on "
               f"{farm['devices'][0]['ip']}..{farm['devices'][-1]['ip']}"
@@ -133,8 +196,8 @@ def meter_tables(meters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for meter in meters:
         table = meter.get("config")
         if not isinstance(table, dict):
-            table = {k: meter[k] for k in ("port", "serial_number", "device_model", "address")
-                     if k in meter}
+            table = {k: meter[k] for k in ("port", "serial_number", "device_model", "address",
+                                           "current_ratio", "measures") if k in meter}
         tables.append(table)
     return tables
 

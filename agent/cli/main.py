@@ -576,7 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", default="", metavar="A,B",
                    help="only these simulator families (default: all installed)")
     p.add_argument("--extra", default="", metavar="JSON",
-                   help="family-specific options as a JSON object")
+                   help="family-specific options as a JSON object, e.g. "
+                        '\'{"power": {"speed": 5}, "meters": [{"serial_number": "32297700-17", '
+                        '"device_model": "230", "address": 1, "measures": '
+                        '["127.77.0.1-127.77.0.50"], "current_ratio": 100}]}\': the miners\' '
+                        "draw at 5× the firmware's pace, a meter that measures 50 of them "
+                        "(plugins/inputs/mercury/README.md)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="a simulated farm and the agent with its web UI")

@@ -124,8 +124,28 @@ def render(status: dict[str, Any] | None, state_dir: Path, now: float | None = N
             lines.append(f"  channel {channel.get('name')}: {channel.get('sent', 0)} sent, "
                          f"{channel.get('dropped', 0)} dropped, {channel.get('queued', 0)} "
                          f"queued — {state}")
+    lines.extend(_power_lines(status.get("power")))
     for name, value in status.items():
         if name.startswith("meters") and isinstance(value, dict):
             lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in value.items()
                                                 if not isinstance(v, dict | list)))
     return "\n".join(lines), 0 if running else 1
+
+
+def _kw(value: Any) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _power_lines(power: Any) -> list[str]:
+    """Power control: each feed's state, measured draw and budget (a held feed says why)."""
+    if not isinstance(power, dict) or not power.get("feeds"):
+        return []
+    lines = [f"power ({power.get('mode')}): {power.get('steps_sent', 0)} steps sent, "
+             f"{power.get('steps_running', 0)} running"]
+    for name, feed in power["feeds"].items():
+        line = (f"  {name}: {feed.get('state')}, {_kw(feed.get('measured_kw'))} kW of "
+                f"{_kw(feed.get('budget_kw'))} kW")
+        if feed.get("problem"):
+            line += f"  ({feed['problem']})"
+        lines.append(line)
+    return lines

@@ -124,6 +124,9 @@ class Agent:
                 continue
             self.services[name] = service
             self.shared.put(service)
+            on_metric = getattr(service, "on_metric", None)
+            if callable(on_metric):
+                self.listen(on_metric)
 
     def service(self, kind: type[T]) -> T | None:
         """The agent's service (or shared object) that is a ``kind``, or None."""

@@ -201,9 +201,11 @@ class Service(Protocol):
     """A long-lived object beside the inputs, made once per agent (it survives reloads).
 
     Every method is optional: ``inputs(config)`` names the inputs the service wants run under
-    the config in force (called at start and after every reload); ``status()`` adds to the
-    agent's status (``webbo status``, the API) under the service's name; ``close()`` runs when
-    the agent stops."""
+    the config in force (called at start and after every reload; an input object with an
+    ``interval`` attribute ticks on it instead of ``[agent] interval``); ``status()`` adds to the
+    agent's status (``webbo status``, the API) under the service's name; ``on_metric(metric)``
+    is called for every gathered metric (registered with ``agent.listen``: quick, never
+    raising); ``close()`` runs when the agent stops."""
 
 
 @dataclass(frozen=True)

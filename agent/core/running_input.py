@@ -96,9 +96,8 @@ class InputRunner:
         self.label = label or (inst.label if inst is not None else "?")
         self.name = inst.name if inst is not None else self.label
         self.alias = getattr(cfg, "alias", "") if cfg is not None else ""
-        self.interval: float = (getattr(cfg, "interval", None) if cfg else None) or float(
-            config.agent.interval
-        )
+        own = getattr(cfg, "interval", None) if cfg else getattr(input_, "interval", None)
+        self.interval: float = float(own or config.agent.interval)
         self.jitter = float(config.agent.jitter)
         self.tags: dict[str, str] = dict(getattr(cfg, "tags", {}) or {}) if cfg else {}
         self.dispatch = dispatch

@@ -33,9 +33,10 @@ async def family(registry: Any, name: str, addresses: list[str], *, http_port: i
                  faults: dict[str, float] | None = None, seed: int = 1,
                  **extra: Any) -> AsyncIterator[Any]:
     """One simulator family running on ``addresses`` for the duration of the block."""
+    # The draw follows sleep and wake-up at once here (the power tests set their own pace).
     options = SimOptions(seed=seed, http_port=http_port, faults=faults or {},
                          extra={"conf_delay": 0.05, "reboot_seconds": 1.0, "slow_delay": 8.0,
-                                "ssh_port": 2222, **extra})
+                                "ssh_port": 2222, "power": {"speed": 1e9}, **extra})
     sim = await registry.simulators[name].start(addresses, options)
     try:
         yield sim

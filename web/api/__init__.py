@@ -18,6 +18,7 @@ from webbo.web.api import (  # noqa: F401  (they fill METHODS)
     audit,
     cluster,
     mining,
+    power,
     serial,
     tasks,
 )

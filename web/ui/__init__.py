@@ -1,8 +1,8 @@
 """The web UI (manual §2, §3.1): server-rendered pages with a few small scripts of our own.
 
 Pages: login; Miners (live table, actions) and a miner's page; the rack map; Meters; Alerts;
-on a hub, Sites; Settings ▸
-Miner settings / Meter settings; Security (API keys, password). Every asset is served by the app
+Энергия (power per feed); on a hub, Sites; Settings ▸ Miner settings / Meter settings /
+Энергия; Security (API keys, password). Every asset is served by the app
 itself from ``static/`` (farms are often offline: no CDN, no third-party front-end code).
 
 :func:`ui_routes` returns the route handlers :func:`webbo.web.app.create_app` mounts. Only the
@@ -24,6 +24,7 @@ from webbo.web.ui.common import ui_exception_handlers
 from webbo.web.ui.meter_pages import meter_handlers
 from webbo.web.ui.miner_pages import miner_handlers
 from webbo.web.ui.network_pages import network_handlers
+from webbo.web.ui.power_pages import power_handlers
 from webbo.web.ui.render import STATIC
 from webbo.web.ui.session import require_session
 from webbo.web.ui.site_pages import site_handlers
@@ -40,6 +41,6 @@ def ui_routes() -> list[ControllerRouterHandler]:
                         exception_handlers=ui_exception_handlers)
     pages = Router(path="/", route_handlers=[*auth_handlers, *miner_handlers,
                                              *network_handlers, *meter_handlers, *site_handlers,
-                                             *alert_handlers],
+                                             *alert_handlers, *power_handlers],
                    guards=[require_session], exception_handlers=ui_exception_handlers)
     return [static, open_pages, pages]

@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 
 from webbo.agent.plugin import SimOptions, ip_to_int
+from webbo.plugins.common.simpower import PowerModel
 
 __all__ = [
     "FAULTS",
@@ -133,6 +134,8 @@ class RpcDevice:
         self.steering: dict[str, float] = {}
         """Run-time changes of the device's physics (see :meth:`steer`)."""
         self.steer_version = 0
+        self.power_model: PowerModel | None = None
+        """The device's draw (:mod:`webbo.plugins.common.simpower`), where its family sets one."""
 
     # -- life --------------------------------------------------------------------------------
 
@@ -149,6 +152,12 @@ class RpcDevice:
         self.down_until = time.monotonic() + seconds
         self.started = time.time() + seconds
         self.on_reboot()
+        if self.power_model is not None:
+            self.power_model.restart(seconds, self.steady_power())
+
+    def steady_power(self) -> float:
+        """Where the draw settles in the device's current state (families override)."""
+        return self.power_model.target if self.power_model is not None else 0.0
 
     def on_reboot(self) -> None:
         """Subclasses reset volatile state here."""

@@ -114,6 +114,12 @@ class MercuryConfig(InputConfig, kw_only=True):
     result is logged."""
     max_backoff: Duration = Duration(300.0)
     """A meter that stops answering is retried less and less often, at most this far apart."""
+    current_ratio: int = 1
+    """Ratio of the current transformers the meter measures through (Kт: 500/5 A → 100). The
+    meter reports what its terminals see; currents, powers and energies are multiplied by
+    this (and by voltage_ratio) before they are written. 1: a directly connected meter."""
+    voltage_ratio: int = 1
+    """Ratio of the voltage transformers (Kн; 1 on the 0.4 kV side where farms meter)."""
 
     def check(self) -> Iterator[ConfigError]:
         if not self.port.startswith("/"):
@@ -134,6 +140,9 @@ class MercuryConfig(InputConfig, kw_only=True):
             yield from _check_password(key, getattr(self, key), self.password_encoding)
         if self.max_backoff <= 0:
             yield ConfigError("max_backoff", "must be longer than 0s")
+        for key in ("current_ratio", "voltage_ratio"):
+            if not 1 <= getattr(self, key) <= 10_000:
+                yield ConfigError(key, f"must be 1..10000, not {getattr(self, key)}")
 
     @property
     def password(self) -> str:

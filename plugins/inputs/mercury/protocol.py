@@ -555,6 +555,25 @@ QUANTITIES: dict[Bwri, QuantitySpec] = {
 }
 
 
+def to_primary(fields: Fields, current_ratio: int = 1, voltage_ratio: int = 1) -> Fields:
+    """A meter on instrument transformers measures their secondary side: currents × Kт,
+    voltages × Kн, powers and energies × Kт·Kн give the feed's values. Ratios, angles, the
+    power factor, frequency, THD and temperature stay as they are."""
+    if current_ratio == 1 and voltage_ratio == 1:
+        return fields
+    both = current_ratio * voltage_ratio
+    out: Fields = {}
+    for name, value in fields.items():
+        if name.endswith(("_w", "_var", "_va", "_kwh", "_kvarh")):
+            value = round(value * both, 6)
+        elif name.endswith("_a"):
+            value = round(value * current_ratio, 6)
+        elif name.endswith("_v"):
+            value = round(value * voltage_ratio, 6)
+        out[name] = value
+    return out
+
+
 def _scaled(raw: int | None, scale: float) -> float | None:
     return None if raw is None else round(raw * scale, 6)
 

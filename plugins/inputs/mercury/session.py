@@ -243,7 +243,7 @@ class MeterSession:
             data = await self._optional(p.energy_request(self.address, tariff))
             if data is not None:
                 fields.update(p.decode_energy(data, tariff))
-        return fields
+        return p.to_primary(fields, self.config.current_ratio, self.config.voltage_ratio)
 
     def _skip(self, bwri: int) -> bool:
         variant = self.state.variant

@@ -18,6 +18,7 @@ import msgspec
 
 from webbo.agent.plugin import (
     PRIORITY_MAKE,
+    Action,
     Device,
     DeviceError,
     DriverContext,
@@ -38,6 +39,7 @@ from webbo.plugins.inputs.whatsminer.commands import parse_command
 from webbo.plugins.inputs.whatsminer.config import WhatsminerConfig
 from webbo.plugins.inputs.whatsminer.normalise import section
 from webbo.plugins.inputs.whatsminer.pool_memory import PoolMemory
+from webbo.plugins.inputs.whatsminer.power import has_power_percent, set_power_v2, set_power_v3
 from webbo.plugins.inputs.whatsminer.tokens import TokenCache
 from webbo.plugins.inputs.whatsminer.v2 import V2Backend
 from webbo.plugins.inputs.whatsminer.v3 import V3Backend
@@ -249,3 +251,32 @@ class WhatsminerDriver(MinerDriver):
         if not self.config.raw_writes:
             raise DeviceError(f"{command}: raw writes are off for these miners "
                               "([[inputs.whatsminer]] raw_writes = false)")
+
+    # -- power targets (the power room curtails with these) ---------------------------------
+
+    def supports(self, device: Device | None = None) -> frozenset[Action]:
+        offered = super().supports(device)
+        if device is not None and not self._power_percent(device):
+            offered = offered - {Action.SET_POWER_LIMIT}
+        return offered
+
+    def _power_percent(self, device: Device) -> bool:
+        backend = self.backend_for(device)
+        return has_power_percent(backend.api_name, device.extra.get("api_ver", ""))
+
+    def why_unsupported(self, action: Action, device: Device) -> str:
+        if action == Action.SET_POWER_LIMIT:
+            return "(API v1 firmware has no power percent; use the work modes)"
+        return ""
+
+    async def set_power_limit(self, device: Device, watts: int) -> None:
+        """Hold the miner at or under ``watts`` with a temporary power percent of its power
+        limit (:mod:`.power`: no restart, gone at the next one)."""
+        if not self._power_percent(device):
+            raise self.unsupported(Action.SET_POWER_LIMIT, device)
+        backend = self.backend_for(device)
+        if isinstance(backend, V3Backend):
+            await set_power_v3(backend, device.ip, watts)
+        else:
+            assert isinstance(backend, V2Backend)
+            await set_power_v2(backend, device.ip, watts)

@@ -79,3 +79,19 @@ def test_status_shows_a_disk_buffer_and_an_overflow():
             "1234 dropped, 7 write errors, oldest waiting 90 min  (failing: connection refused)"
             ) in text
     assert "DROPPING: buffer full for 5 min, 1234 metrics dropped so far" in text
+
+
+def test_status_shows_each_feed_of_power_control(tmp_path: Path):
+    from webbo.agent.cli.status import render
+
+    status = {"written_at": time.time(), "pid": os.getpid(), "interval_s": 10,
+              "power": {"mode": "on", "steps_sent": 7, "steps_running": 1, "feeds": {
+                  "Ввод 1": {"state": "shedding", "budget_kw": 250.0, "measured_kw": 281.44,
+                             "problem": ""},
+                  "Ввод 2": {"state": "hold", "budget_kw": 300.0, "measured_kw": None,
+                             "problem": "meter 43099131-20: no reading for 95 s"}}}}
+    text, code = render(status, tmp_path)
+    assert code == 0
+    assert "power (on): 7 steps sent, 1 running" in text
+    assert "  Ввод 1: shedding, 281.4 kW of 250.0 kW" in text
+    assert "  Ввод 2: hold, — kW of 300.0 kW  (meter 43099131-20: no reading for 95 s)" in text

@@ -122,3 +122,11 @@ def test_api_device_objects_are_validated_like_the_file():
         with pytest.raises(ValueError) as info:
             device_config(device)
         assert expected in str(info.value)
+
+
+def test_transformer_ratios(registry):
+    config = parse_config(meter(current_ratio=100), registry, env={})
+    (m,) = config.instances("inputs", "mercury")
+    assert (m.current_ratio, m.voltage_ratio) == (100, 1)
+    assert "inputs.mercury[0].current_ratio: must be 1..10000, not 0" in error_of(
+        meter(current_ratio=0), registry)

@@ -43,6 +43,7 @@ from webbo.plugins.common.rpc4028.sim_server import (
     sim_mac,
     status,
 )
+from webbo.plugins.common.simpower import LOADS, PowerModel, PowerTiming
 from webbo.plugins.inputs.bitmain_http.sim.digest_server import DigestServer
 
 __all__ = ["MODELS", "AntminerSim", "SimAntminer", "start"]
@@ -65,22 +66,30 @@ class Model:
     sn_prefix: str
     serial_key: str = "serinum"
     has_miner_type_cgi: bool = True
+    power_w: int = 3250
+    """Draw at full hashrate (the stock firmware does not report it; the simulated meter and
+    the power controller's estimates see it)."""
 
 
 MODELS: dict[str, Model] = {m.name: m for m in (
     Model("Antminer S19", 76, 95.0, 650, 4, False, "Wed Mar 24 14:54:38 CST 2021",
-          "Wed Mar 24 14:54:38 CST 2021", "49.0.1.3", "JYZZD", has_miner_type_cgi=False),
+          "Wed Mar 24 14:54:38 CST 2021", "49.0.1.3", "JYZZD", has_miner_type_cgi=False,
+          power_w=3250),
     Model("Antminer S19j Pro", 126, 104.0, 525, 4, True, "Tue Dec  6 16:12:30 CST 2022",
-          "Mon Dec 26 17:31:32 CST 2022", "49.0.1.3", "SMTTD"),
+          "Mon Dec 26 17:31:32 CST 2022", "49.0.1.3", "SMTTD", power_w=3068),
     Model("Antminer S19 XP", 110, 141.0, 575, 4, True, "Thu Jun 20 11:42:17 CST 2024",
-          "FR-1.8(240620-S19XP)", "uart_trans.1.3", "HKYZD"),
+          "FR-1.8(240620-S19XP)", "uart_trans.1.3", "HKYZD", power_w=3010),
     Model("Antminer S21", 108, 200.0, 490, 4, True, "Thu Oct  9 18:55:45 CST 2025",
-          "FR-1.12(251009-S21)", "uart_trans.1.3", "THQIN"),
+          "FR-1.12(251009-S21)", "uart_trans.1.3", "THQIN", power_w=3500),
     Model("Antminer T21", 108, 190.0, 490, 4, True, "Fri Aug 15 10:20:31 CST 2025",
-          "FR-1.10(250815-T21)", "uart_trans.1.3", "TKZZD"),
+          "FR-1.10(250815-T21)", "uart_trans.1.3", "TKZZD", power_w=3610),
 )}
 BOARDS = 3
 ANTMINER_OUI = "E0:A5:09"  # a Bitmain vendor prefix seen on control boards
+IDLE_W = 30
+"""Asleep: the control board and the fans at their slowest."""
+LOW_POWER_SHARE = 0.72
+"""Low-power mode's share of the full draw."""
 
 
 def _wave(t: float, period: float, phase: float) -> float:
@@ -95,7 +104,7 @@ class SimAntminer(HttpDevice):
     def __init__(self, ip: str, model: Model, *, seed: int, fault: str = "",
                  quirks: tuple[str, ...] = (), password: str = "root",
                  conf_delay: float = 0.2, reboot_seconds: float = 3.0,
-                 slow_delay: float = 3.0) -> None:
+                 slow_delay: float = 3.0, power_timing: PowerTiming | None = None) -> None:
         super().__init__(ip, sim_mac(seed, ip, ANTMINER_OUI), fault=fault, quirks=quirks,
                          write_access=False, slow_delay=slow_delay)
         self.model = model
@@ -112,6 +121,8 @@ class SimAntminer(HttpDevice):
         self.hostname = "Antminer"
         self.miner_id = digest[:8].hex()
         self.board_factor = [self.rng.uniform(0.97, 1.03) for _ in range(BOARDS)]
+        self.full_w = model.power_w * sum(self.board_factor) / BOARDS
+        """This unit's draw at full hashrate (a few % off the model's nominal)."""
         self.ambient = self.rng.uniform(22.0, 30.0)
         account = f"farm{self.rng.randrange(1, 9)}"
         worker = "x".join(ip.split(".")[2:])
@@ -129,6 +140,7 @@ class SimAntminer(HttpDevice):
         self.freq_level = "100"
         self.digest = DigestServer(REALM)
         self.conf_writes = 0
+        self.power_model = PowerModel(self.steady_power(), idle_w=IDLE_W, timing=power_timing)
         self._snap_key = -1
         self._snap: dict[str, Any] = {}
         self.commands = {
@@ -147,11 +159,29 @@ class SimAntminer(HttpDevice):
         self.blink = False
         self._snap_key = -1
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "work_mode" and self.__dict__.get("power_model") is not None:
+            self.power_model.follow(value != 1, self.steady_power())
+
+    def steady_power(self) -> float:
+        if self.work_mode == 1:
+            return float(IDLE_W)
+        low = self.work_mode == 3 and self.model.low_power
+        return self.full_w * (LOW_POWER_SHARE if low else 1.0)
+
+    def load(self) -> float:
+        """The hash boards' share of full work now: follows the draw (waking up, sleeping)."""
+        watts = self.power_model.watts() if self.power_model is not None else self.full_w
+        return min(1.0, max(0.0, (watts - IDLE_W) / (self.full_w - IDLE_W)))
+
     def snapshot(self) -> dict[str, Any]:
-        """Everything that drifts, fixed for 5-second windows (RPC and CGI agree)."""
+        """Everything that drifts, fixed for 5-second windows (RPC and CGI agree); the load
+        follows the draw, so a miner waking up shows its hashrate climbing."""
         now = time.time()
+        load = round(self.load(), 2)
         key = int(now // 5) * 1_000_000 + self.steer_version % 1_000_000
-        if key == self._snap_key:
+        if key == self._snap_key and load == self._snap.get("load"):
             return self._snap
         t = int(now // 5) * 5.0
         steer = self.steering
@@ -159,9 +189,11 @@ class SimAntminer(HttpDevice):
         hash_factor = steer.get("hash_factor", 1.0)
         dead_boards = int(steer.get("dead_boards", 0))
         p = self.phase
-        asleep = self.work_mode == 1
+        asleep = self.work_mode == 1 and load == 0.0
         low = self.work_mode == 3 and self.model.low_power
-        load = 0.0 if asleep else (0.7 if low else 1.0)
+        # what the firmware expects of its mode (not of the moment: a board waking up is
+        # below it until it has tuned)
+        nominal_share = 0.0 if self.work_mode == 1 else (LOW_POWER_SHARE if low else 1.0)
         nominal_gh = self.model.nominal_ths * 1000.0
         boards = []
         for i in range(BOARDS):
@@ -177,7 +209,7 @@ class SimAntminer(HttpDevice):
             chip = pcb + (0.0 if asleep else 12.0 + 1.5 * _wave(t, 97, p[i + 2]))
             boards.append({
                 "rate": round(rate, 2),
-                "ideal": round(nominal_gh / BOARDS * load, 2),
+                "ideal": round(nominal_gh / BOARDS * nominal_share, 2),
                 "pcb": [round(pcb - 2), round(pcb - 24), round(pcb - 7), round(pcb - 6)],
                 "chip": [round(chip - 2), round(chip - 24), round(chip - 7), round(chip - 6)],
                 "pic": [round(pcb - 12), round(pcb - 34), round(pcb - 17), round(pcb - 16)],
@@ -192,7 +224,7 @@ class SimAntminer(HttpDevice):
         total = sum(b["rate"] for b in boards)
         elapsed = self.elapsed_at(now)
         snap = {
-            "boards": boards, "fans": fans, "rate": round(total, 2),
+            "load": load, "boards": boards, "fans": fans, "rate": round(total, 2),
             "rate_avg": round(nominal_gh * load * (0.995 + 0.003 * _wave(t, 900, p[5])), 2),
             "rate_30m": round(nominal_gh * load * (0.997 + 0.002 * _wave(t, 1800, p[6])), 2),
             "elapsed": elapsed,
@@ -414,7 +446,7 @@ class SimAntminer(HttpDevice):
             except ValueError:
                 value = -1
             if value in (0, 1) or (value == 3 and self.model.low_power):
-                self.work_mode = value
+                self.work_mode = value  # the draw follows (__setattr__)
                 self._snap_key = -1
         return {"stats": "success", "code": "M000", "msg": "OK!"}
 
@@ -574,6 +606,8 @@ class AntminerSim:
 
     async def close(self) -> None:
         await close_servers(self.servers)
+        for ip in self.by_ip:
+            LOADS.unregister(ip)
 
 
 async def start(addresses: list[str], options: SimOptions) -> AntminerSim:
@@ -588,15 +622,19 @@ async def start(addresses: list[str], options: SimOptions) -> AntminerSim:
     faults = assign_faults(addresses, options, "antminer")
     quirks = quirks_for(addresses, options, "antminer")
     rng = random.Random(f"{options.seed}:antminer:models")
+    timing = PowerTiming.from_extra(extra)
     devices = [
         SimAntminer(ip, MODELS[names[rng.randrange(len(names))]] if len(names) > 1
                     else MODELS[names[0]], seed=options.seed, fault=faults.get(ip, ""),
                     quirks=quirks.get(ip, ()), password=str(extra.get("web_password", "root")),
                     conf_delay=float(extra.get("conf_delay", 0.2)),
                     reboot_seconds=float(extra.get("reboot_seconds", 3.0)),
-                    slow_delay=float(extra.get("slow_delay", 3.0)))
+                    slow_delay=float(extra.get("slow_delay", 3.0)), power_timing=timing)
         for ip in addresses
     ]
+    for device in devices:
+        assert device.power_model is not None
+        LOADS.register(device.ip, device.power_model)
     servers: list[Any] = []
     try:
         servers += await listen_rpc(devices, int(extra.get("rpc_port", 4028)))

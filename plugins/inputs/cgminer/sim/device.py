@@ -45,6 +45,7 @@ from webbo.plugins.common.rpc4028.sim_server import (
     sim_mac,
     status,
 )
+from webbo.plugins.common.simpower import LOADS, PowerModel, PowerTiming
 from webbo.plugins.inputs.cgminer.sim.avalon import ASC_COUNT, AvalonController, restart_reply
 
 __all__ = ["CgminerSim", "GenericCgminer", "start"]
@@ -53,17 +54,21 @@ PROFILES = {
     "avalon": {"model": "AvalonMiner 1246", "boards": 3, "nominal_ths": 90.0,
                "version": "4.11.1", "oui": "B4:A2:EB", "mm_model": "1246",
                "mm_version": "21042001_4ec6bb0_61407fa", "dna": "020100008c3e4d47",
-               "chips": 120, "wall_power_w": 3420.0},
+               "chips": 120, "wall_power_w": 3420.0, "power_w": 3420.0},
     "generic": {"model": "cgminer", "boards": 2, "nominal_ths": 14.0, "version": "4.12.1",
-                "oui": ""},
+                "oui": "", "power_w": 1350},
 }
+"""``power_w``: the draw a simulated meter sees (the Avalon's is the wall power it reports;
+neither offers a work mode through cgminer's RPC: a feed carries them as a load it cannot
+steer)."""
 
 
 class GenericCgminer(RpcDevice):
     def __init__(self, ip: str, profile: str, *, seed: int, fault: str = "",
                  quirks: tuple[str, ...] = (), write_access: bool = True,
                  reboot_seconds: float = 3.0, restart_seconds: float = 2.0,
-                 slow_delay: float = 3.0) -> None:
+                 slow_delay: float = 3.0,
+                 power_timing: PowerTiming | None = None) -> None:
         spec = PROFILES[profile]
         mac = sim_mac(seed, ip, spec["oui"]) if spec["oui"] else derived_mac(ip).upper()
         if profile == "avalon" and "nonfinite" not in quirks:
@@ -86,6 +91,9 @@ class GenericCgminer(RpcDevice):
         self.active = 0
         self.reboots = 0
         self.restarts = 0
+        self.power_model = PowerModel(float(spec["power_w"]) * (
+            1.0 if profile == "avalon" else rng.uniform(0.97, 1.03)),
+                                      idle_w=20.0, timing=power_timing)
         self.commands = {
             "version": self._version, "summary": self._summary, "devs": self._devs,
             "edevs": self._devs, "pools": self._pools, "devdetails": self._devdetails,
@@ -409,6 +417,8 @@ class CgminerSim:
 
     async def close(self) -> None:
         await close_servers(self.servers)
+        for ip in self.by_ip:
+            LOADS.unregister(ip)
 
 
 async def start(addresses: list[str], options: SimOptions) -> CgminerSim:
@@ -418,13 +428,18 @@ async def start(addresses: list[str], options: SimOptions) -> CgminerSim:
     faults = assign_faults(addresses, options, "cgminer")
     rng = random.Random(f"{options.seed}:cgminer:profiles")
     profiles = list(extra.get("cgminer_profiles") or PROFILES)
+    timing = PowerTiming.from_extra(extra)
     devices = [GenericCgminer(ip, profiles[rng.randrange(len(profiles))], seed=options.seed,
                               fault=faults.get(ip, ""),
                               write_access=bool(extra.get("cgminer_write_access", True)),
                               reboot_seconds=float(extra.get("reboot_seconds", 3.0)),
                               restart_seconds=float(extra.get("restart_seconds", 2.0)),
-                              slow_delay=float(extra.get("slow_delay", 3.0)))
+                              slow_delay=float(extra.get("slow_delay", 3.0)),
+                              power_timing=timing)
                for ip in addresses]
+    for device in devices:
+        assert device.power_model is not None
+        LOADS.register(device.ip, device.power_model)
     servers: list[Any] = []
     try:
         servers += await listen_rpc(devices, int(extra.get("rpc_port", 4028)))

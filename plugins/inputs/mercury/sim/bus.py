@@ -9,8 +9,12 @@ meter (:class:`~.simmeter.SimMeter`) answers after its reply delay.
 Options (``SimOptions.extra``):
 
 * ``meters``: explicit list of ``{serial_number, device_model, address, password_1,
-  password_2, password_encoding, fault, fast_read, two_directions, active_only}`` — exactly
-  these meters (the demo passes three Mercury 230 on one line);
+  password_2, password_encoding, fault, fast_read, two_directions, active_only, measures,
+  base_load_w, current_ratio}`` — exactly these meters (the demo passes three Mercury 230 on
+  one line). ``measures`` binds a meter to simulated miners of the same process: a list of
+  address spans (``["127.77.0.1-127.77.0.30"]``) whose draw (plus ``base_load_w`` watts) is
+  the meter's active power, with currents to match, seen through current transformers of
+  ``current_ratio`` (configure the same ``current_ratio`` in ``[[inputs.mercury]]``);
 * ``reply_delay`` (s, default 0.01): the meter's processing time before it answers;
 * ``line_speed`` (bool) and ``baudrate`` (default 9600): add the time the request and the reply
   take on a real line at that speed (8N1: 10 bits a byte);
@@ -206,7 +210,9 @@ class MercurySimulation:
         self.buses = buses
         self.devices: list[dict[str, Any]] = [
             {"port": bus.path, "serial_number": m.spec.serial_number,
-             "device_model": m.spec.device_model, "address": m.address}
+             "device_model": m.spec.device_model, "address": m.address,
+             **({"current_ratio": m.spec.current_ratio} if m.spec.current_ratio != 1 else {}),
+             **({"measures": list(m.spec.measures)} if m.spec.measures is not None else {})}
             for bus in buses for m in bus.meters
         ]
 

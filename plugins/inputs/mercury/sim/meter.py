@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from webbo.plugins.common.simpower import LOADS, parse_span
 from webbo.plugins.inputs.mercury import protocol as p
 from webbo.plugins.inputs.mercury.protocol import Bwri, Code, Param
 
@@ -69,6 +70,16 @@ class MeterSpec:
     """An "A" meter: no reactive quantities (reads answer status 1, energies ``FFFFFFFF``)."""
     made: str | None = None
     """Date of manufacture "DD.MM.YYYY"; None: a seeded day in the serial's "-YY" year."""
+    measures: list[str] | None = None
+    """Address spans of simulated miners this meter measures (``"127.77.0.1-127.77.0.50"``):
+    its active power is their draw (:data:`webbo.plugins.common.simpower.LOADS`, miners of
+    the same process) plus ``base_load_w``, its currents follow. None: a drifting load."""
+    base_load_w: float = 0.0
+    """What else the measured feed carries (cooling, lights), in watts."""
+    current_ratio: int = 1
+    """The current transformers' ratio Kт (500/5 A → 100): the meter sees the load divided by
+    it, as a meter on CTs does, and says it in ``08 02``. One value must stay under 41.9 kW
+    on the meter's side (its 3-byte format)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +120,8 @@ class Physics:
         self.held_u: dict[int, float] = {}
         """Phase index → a voltage held there (tests: a lost phase, an over-voltage); see
         :meth:`hold_voltage`."""
+        self.load: Callable[[], float] | None = None
+        self.ratio = 1
 
     def hold_voltage(self, phase: int, volts: float | None) -> None:
         """Hold phase ``phase`` (1-based) at ``volts`` (0: the phase is lost; its current
@@ -120,10 +133,29 @@ class Physics:
             self.held_u[phase - 1] = float(volts)
             self.u[phase - 1] = float(volts)
 
+    def bind(self, load: Callable[[], float], ratio: int) -> None:
+        """Measure ``load()`` watts through CTs of ``ratio`` instead of drifting on its own:
+        power factor near a miner PSU's, the load shared nearly evenly by the phases."""
+        self.load = load
+        self.ratio = max(1, ratio)
+        self.pf = [self.rng.uniform(0.975, 0.995) for _ in range(self.phases)]
+        weights = [self.rng.uniform(0.96, 1.04) for _ in range(self.phases)]
+        self.phase_share = [w / sum(weights) for w in weights]
+        self._follow_load()
+
+    def _follow_load(self) -> None:
+        if self.load is None:
+            return
+        total = max(0.0, self.load())
+        for k in range(self.phases):
+            watts = total * self.phase_share[k] / self.ratio
+            self.i[k] = watts / (self.u[k] * self.pf[k]) if self.u[k] > 1.0 else 0.0
+
     def update(self) -> None:
         now = self.wall()
         dt_s = max(0.0, now - self.last)
         if dt_s <= 0:
+            self._follow_load()
             return
         # integrate with the power of the elapsed interval, then drift
         p_total = sum(self.power_p())
@@ -133,9 +165,13 @@ class Physics:
         self.energy[tariff - 1][2] += q_total * dt_s / 3600
         step = min(1.0, math.sqrt(dt_s / 60))
         rng = self.rng
+        bound = self.load is not None
         for k in range(self.phases):
             self.u[k] += (230.0 - self.u[k]) * 0.1 * step + rng.gauss(0, 0.6) * step
             self.u[k] = min(max(self.u[k], 207.0), 253.0)
+            if bound:
+                self.pf[k] = min(max(self.pf[k] + rng.gauss(0, 0.002) * step, 0.96), 0.999)
+                continue
             self.i[k] += (self.i_mean[k] - self.i[k]) * 0.2 * step + rng.gauss(0, 0.4) * step
             self.i[k] = min(max(self.i[k], 0.05), 60.0)
             self.pf[k] = min(max(self.pf[k] + rng.gauss(0, 0.01) * step, 0.6), 0.999)
@@ -148,6 +184,7 @@ class Physics:
                          49.9), 50.1)
         self.temperature += rng.gauss(0, 0.2) * step
         self.last = now
+        self._follow_load()
 
     @staticmethod
     def tariff_at(ts: float) -> int:
@@ -235,6 +272,11 @@ class SimMeter:
         self.two_directions = two_dir
         self.reactive = not spec.active_only
         self.physics = Physics(rng, model.phases, wall)
+        if spec.measures is not None:
+            spans = [parse_span(text) for text in spec.measures]
+            base = float(spec.base_load_w)
+            self.physics.bind(lambda: base + LOADS.watts(spans), spec.current_ratio)
+        self.current_ratio = max(1, int(spec.current_ratio))
         if two_dir:
             for row in self.physics.energy:
                 row[1] = row[0] * rng.uniform(0.0, 0.05)
@@ -364,8 +406,8 @@ class SimMeter:
             base = p.encode_serial(self.serial) + FIRMWARE[self.model.phases] + self.variant
             return base if extra is None else base + VARIANT_TAIL[:2] + b"\x00\x00" + \
                 VARIANT_TAIL[2:4] + b"\x00\x00"
-        if param == Param.RATIOS:
-            return bytes((0, 1, 0, 1))
+        if param == Param.RATIOS:  # Kн = 1 (no voltage transformers), Kт, big-endian
+            return bytes((0, 1)) + self.current_ratio.to_bytes(2, "big")
         if param == Param.FIRMWARE:
             return FIRMWARE[self.model.phases]
         if param == Param.ADDRESS:

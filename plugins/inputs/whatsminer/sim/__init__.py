@@ -16,6 +16,10 @@ Family options, in ``SimOptions.extra["whatsminer"]`` (all optional)::
     slow_seconds    how late the "slow" fault answers (default 3)
     clock           a :class:`SimClock` to share (tests move it forward to age tokens)
 
+The draw follows the state as :mod:`webbo.plugins.common.simpower` models it
+(``SimOptions.extra["power"]``: speed, sleep/boot/wake/ramp seconds); a power percent caps the
+draw at that share of the power limit.
+
 Faults (``SimOptions.faults`` shares or ``faults_by_ip``): ``silent``, ``garbage``, ``slow``,
 ``refuse``, ``half``, ``oversized`` (400 error codes, a reply the firmware cuts at 8 KiB) and
 ``write_disabled`` (the API switch off: "can't access write cmd"). Quirk shares
@@ -31,6 +35,7 @@ import random
 from typing import Any
 
 from webbo.agent.plugin import SimOptions
+from webbo.plugins.common.simpower import LOADS, PowerTiming
 from webbo.plugins.inputs.whatsminer.sim.profiles import PROFILES, Profile
 from webbo.plugins.inputs.whatsminer.sim.servers import DeviceServers
 from webbo.plugins.inputs.whatsminer.sim.state import SimClock, SimDevice
@@ -90,6 +95,8 @@ class WhatsminerSimulation:
         for servers in self.servers.values():
             await servers.close()
         self.servers.clear()
+        for ip in self.by_ip:
+            LOADS.unregister(ip)
 
 
 async def start(addresses: list[str], options: SimOptions) -> WhatsminerSimulation:
@@ -116,6 +123,7 @@ async def start(addresses: list[str], options: SimOptions) -> WhatsminerSimulati
     sim = WhatsminerSimulation(clock)
     reboot_seconds = float(family.get("reboot_seconds", options.extra.get("reboot_seconds", 5)))
     slow_seconds = float(family.get("slow_seconds", options.extra.get("slow_seconds", 3)))
+    timing = PowerTiming.from_extra(options.extra)
     try:
         for index, address in enumerate(addresses):
             ip = _loopback(address)
@@ -130,12 +138,13 @@ async def start(addresses: list[str], options: SimOptions) -> WhatsminerSimulati
                 password=str(family.get("password", "admin")),
                 v3_password=str(family.get("v3_password", "super")), fault=fault,
                 write_enabled=fault != "write_disabled",
-                wire_quirks=frozenset({quirk} if quirk else ()))
+                wire_quirks=frozenset({quirk} if quirk else ()), power_timing=timing)
             servers = DeviceServers(device, http_port=options.http_port,
                                     reboot_seconds=reboot_seconds, slow_seconds=slow_seconds)
             await servers.listen()
             sim.by_ip[ip] = device
             sim.servers[ip] = servers
+            LOADS.register(ip, device.power_model)
             sim.devices.append({
                 "ip": ip, "mac": device.mac, "make": "Whatsminer", "model": profile.model,
                 "api": profile.api, "firmware": profile.fw_ver, "serial": device.serial,

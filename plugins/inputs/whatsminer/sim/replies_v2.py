@@ -349,6 +349,10 @@ WRITES: dict[str, Callable[[SimDevice, dict[str, Any]], Outcome | None]] = {
 }
 
 
+NOT_ON_V1 = frozenset({"set_power_pct", "set_power_pct_v2"})
+"""Writes API v1 firmware (``whatsminer v1.4.0``) does not know: it answers "invalid cmd"."""
+
+
 # -- the request --------------------------------------------------------------------------------
 
 
@@ -376,7 +380,7 @@ def _encrypted(d: SimDevice, req: dict[str, Any], client: str) -> Outcome:
         return refuse(135, "check token err", True)
     cmd = inner.get("cmd", inner.get("command"))
     write = WRITES.get(cmd) if isinstance(cmd, str) else None
-    if write is None:
+    if write is None or ("v1" in d.quirks and cmd in NOT_ON_V1):
         return refuse(14, "invalid cmd", True)
     try:
         outcome = write(d, inner)

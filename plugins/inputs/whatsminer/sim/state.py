@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from webbo.plugins.common.simpower import PowerModel, PowerTiming
 from webbo.plugins.inputs.whatsminer.crypto import md5crypt_body, v2_aeskey
 from webbo.plugins.inputs.whatsminer.sim.profiles import Profile
 
@@ -22,6 +23,12 @@ MAX_TOKENS_PER_IP = 32
 SALT_CHARS = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MODE_FACTORS = {"Normal": (1.0, 1.0), "Low": (0.8, 0.74), "High": (1.12, 1.22)}
 """Power mode → (hashrate factor, power factor)."""
+IDLE_W = 14
+"""What a Whatsminer draws with btminer powered off (control board, fans barely turning)."""
+HASH_EXPONENT = 0.8
+"""Hashrate ∝ power ** 0.8 below a mode's full draw: a miner held under its power (power
+percent) runs cooler chips at lower voltage, a little more efficient per terahash."""
+_POWER_STATE = frozenset({"mining", "power_mode", "power_pct", "power_limit", "rebooting"})
 KNOWN_ERRORS = ("110", "111", "218", "233", "531", "2010", "5070")
 
 
@@ -83,6 +90,8 @@ class SimDevice:
     wire_quirks: frozenset[str] = frozenset()
     """Broken-JSON quirks ``webbo simulate --quirks`` gave this miner, on top of its
     firmware's own."""
+    power_timing: PowerTiming = field(default_factory=PowerTiming)
+    """How fast the draw follows sleep, wake-up and power changes (simpower)."""
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}:{self.ip}:state")
@@ -105,6 +114,13 @@ class SimDevice:
         self.rejected = self.accepted // 400
         self.env_temp = round(self.rng.uniform(24.0, 33.0), 1)
         self.rebooting = False
+        self.power_model = PowerModel(self.steady_power(), mining=self.powered,
+                                      idle_w=IDLE_W, timing=self.power_timing)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _POWER_STATE and "power_model" in self.__dict__:
+            self.power_model.follow(self.powered, self.steady_power())
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -133,20 +149,37 @@ class SimDevice:
     def uptime(self) -> int:
         return max(0, int(self.clock.now() - self.boot_time))
 
+    @property
+    def powered(self) -> bool:
+        """Hash boards running (btminer on and the miner not rebooting)."""
+        return self.mining and not self.rebooting
+
+    def full_power(self) -> float:
+        """The draw of the current power mode with nothing holding it back."""
+        return self.profile.power_w * MODE_FACTORS.get(self.power_mode, (1.0, 1.0))[1]
+
+    def steady_power(self) -> float:
+        """Where the draw settles in the current state: the mode's draw, held under the power
+        limit, and under ``power_pct`` % of the power limit (a temporary power percent, as
+        ``set_power_pct`` and ``set.miner.power_percent`` set it); idle while powered off."""
+        if not self.powered:
+            return float(IDLE_W)
+        return min(self.full_power(), self.power_limit,
+                   self.power_limit * self.power_pct / 100.0)
+
     def hashrate_mhs(self, jitter: float = 0.01) -> float:
-        """Current whole-miner hashrate in MH/s (0 while powered off)."""
-        if not self.mining:
+        """Current whole-miner hashrate in MH/s: follows the draw (0 while powered off)."""
+        if not self.powered:
             return 0.0
+        full = self.full_power()
+        share = max(0.0, self.power_model.watts() - IDLE_W) / max(1.0, full - IDLE_W)
         factor = MODE_FACTORS.get(self.power_mode, (1.0, 1.0))[0]
-        base = self.profile.factory_ghs * 1000.0 * factor * (self.power_pct / 100.0)
+        base = self.profile.factory_ghs * 1000.0 * factor * min(1.0, share) ** HASH_EXPONENT
         return round(base * (1.0 + self.rng.uniform(-jitter, jitter)), 2)
 
     def power(self) -> int:
-        if not self.mining:
-            return 14
-        factor = MODE_FACTORS.get(self.power_mode, (1.0, 1.0))[1]
-        watts = self.profile.power_w * factor * (self.power_pct / 100.0)
-        return int(min(watts, self.power_limit) * (1.0 + self.rng.uniform(-0.005, 0.005)))
+        """The draw now, as the summary's ``Power`` says it."""
+        return int(self.power_model.watts() * (1.0 + self.rng.uniform(-0.005, 0.005)))
 
     def board_temps(self) -> list[float]:
         base = 38.0 if not self.mining else (62.0 if self.profile.fans else 55.0)
