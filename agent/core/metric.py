@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["FieldValue", "Metric", "UInt", "now_ns"]
+__all__ = ["FieldValue", "Metric", "UInt", "field_text", "now_ns", "tag_text"]
 
 
 class UInt(int):
@@ -103,6 +103,17 @@ def _escape_string(text: str) -> str:
     return text
 
 
+def tag_text(text: str) -> str:
+    """A tag key or value as a line writes it (escaped); '' when the tag drops out."""
+    return _escape_key(text)
+
+
+def field_text(value: FieldValue, uint_support: bool = False) -> str | None:
+    """A field value as a line writes it, or None when it cannot be written (NaN, ±inf, an
+    integer out of range): for inputs that build their lines themselves."""
+    return _format_field(value, uint_support)
+
+
 def _format_field(value: FieldValue, uint_support: bool) -> str | None:
     """One field value in line protocol, or None when it cannot be written."""
     kind = type(value)
@@ -141,7 +152,13 @@ class Metric:
     ``tags`` and ``fields`` are dicts. A metric made by :meth:`packed` (the miner readings: six
     metrics per miner per cycle, and up to ``metric_buffer_limit`` of them waiting in each
     output's buffer) holds them as tuples of values against shared key tuples, a third of the
-    memory of two dicts, and builds the dicts only when something reads them.
+    memory of two dicts, and builds the dicts only when something reads them. Its maker may
+    hand it its line ready-made (the miner readings do: they know their keys and types, so the
+    line costs a third of building it here).
+
+    A metric's line is cached once built: change a metric by assigning ``tags`` or ``fields``
+    or with :meth:`add_tags`, which forget it, never by editing the dicts in place once its
+    line may exist (reading them is always fine).
     """
 
     __slots__ = ("_fields", "_keys", "_line", "_line_u", "_tags", "name", "time")
@@ -164,11 +181,13 @@ class Metric:
     @classmethod
     def packed(cls, name: str, tag_keys: tuple[str, ...], tag_values: tuple[str, ...],
                field_keys: Sequence[str], field_values: Sequence[FieldValue],
-               time: int) -> Metric:
+               time: int, line: str | None = None) -> Metric:
         """A metric from parallel key and value sequences (keys unique, as in a dict).
 
         The key tuples are shared by every metric with the same keys, so each metric holds only
-        its values until ``tags`` or ``fields`` is read.
+        its values until ``tags`` or ``fields`` is read. ``line``, when given, must be exactly
+        what :meth:`line` would build (with or without unsigned support: the fields hold no
+        :class:`UInt`); tests/agent/fleet/test_hot_paths.py holds the fleet's to that.
         """
         metric = cls.__new__(cls)
         metric.name = name
@@ -182,8 +201,7 @@ class Metric:
                 _KEY_SETS[keys] = keys
         metric._keys = shared
         metric.time = time
-        metric._line = None
-        metric._line_u = None
+        metric._line = metric._line_u = line
         return metric
 
     def _unpack(self) -> None:
@@ -204,6 +222,15 @@ class Metric:
         if self._keys is not None:
             self._unpack()
         self._tags = value
+        self._line = self._line_u = None
+
+    def add_tags(self, defaults: Mapping[str, str]) -> None:
+        """Add the tags of ``defaults`` this metric lacks (an input's extra tags)."""
+        tags = self.tags
+        for key, value in defaults.items():
+            if key not in tags:
+                tags[key] = value
+                self._line = self._line_u = None
 
     @property
     def fields(self) -> dict[str, FieldValue]:
@@ -216,6 +243,7 @@ class Metric:
         if self._keys is not None:
             self._unpack()
         self._fields = value
+        self._line = self._line_u = None
 
     def tag_items(self) -> Iterable[tuple[str, str]]:
         """(key, value) of every tag, without unpacking a packed metric."""
