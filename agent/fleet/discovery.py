@@ -78,7 +78,7 @@ class DriverInstance:
         return cfg.scope_rank(place.group, place.group_id, place.range, place.range_id)
 
 
-YOUNG_GC_THRESHOLD = 10_000
+YOUNG_GC_THRESHOLD = 100_000
 """Allocations between two collections of the youngest GC generation (CPython's default: 700)."""
 
 
@@ -89,9 +89,12 @@ def roomier_young_generation() -> None:
     short-lived objects per thousand miners (replies, readings, metrics), nearly all freed by
     reference counting. With CPython's default threshold the cyclic collector ran ~900 times
     in one identification sweep of 10,000 miners, each time walking the in-flight state: a
-    fifth of the sweep's CPU. Ten thousand allocations apart it runs a few dozen times, and
-    what it may leave for later is at most that many objects. A threshold someone already
-    raised, or a disabled collector, is left alone.
+    fifth of the sweep's CPU. At 10,000 allocations apart it still ran ~25 times per poll
+    cycle of 10,000 miners, and twice a second-generation pass over the cycle's metrics: 12-15 %
+    of the cycle's CPU (bench/README.md). A hundred thousand apart, it runs twice per cycle
+    (0.13 s instead of 0.46 s at 10,000 miners); what it may leave for later is at most that
+    many objects (a few MB). A threshold someone already raised, or a disabled collector, is
+    left alone.
     """
     gen0, gen1, gen2 = gc.get_threshold()
     if 0 < gen0 < YOUNG_GC_THRESHOLD:
@@ -160,6 +163,7 @@ class MinerFleet:
         agent_cfg, old = config.agent, self.config.agent
         if (agent_cfg.concurrency, agent_cfg.connect_timeout, agent_cfg.timeout) != (
                 old.concurrency, old.connect_timeout, old.timeout):
+            self.net.close_idle()
             self.net = self._make_net(config)
             self._driver_key = b""  # drivers hold the net: rebuild them
         self.config = config

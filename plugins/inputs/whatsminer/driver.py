@@ -179,7 +179,8 @@ class WhatsminerDriver(MinerDriver):
         return self.v3 if api == "v3" else self.v2
 
     async def poll(self, device: Device) -> Reading:
-        return await self.backend_for(device).poll(device.ip, device.firmware or None)
+        return await self.backend_for(device).poll(device.ip, device.firmware or None,
+                                                   device.model)
 
     # -- control ----------------------------------------------------------------------------
 

@@ -130,9 +130,9 @@ def test_young_generation_threshold_is_raised_only_from_below():
         gc.set_threshold(700, 10, 10)
         roomier_young_generation()
         assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, 10, 10)
-        gc.set_threshold(50_000, 5, 5)  # someone chose more: kept
+        gc.set_threshold(500_000, 5, 5)  # someone chose more: kept
         roomier_young_generation()
-        assert gc.get_threshold() == (50_000, 5, 5)
+        assert gc.get_threshold() == (500_000, 5, 5)
         gc.set_threshold(0)  # collection turned off by threshold: kept off
         roomier_young_generation()
         assert gc.get_threshold()[0] == 0
