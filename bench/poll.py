@@ -14,14 +14,18 @@ many miners of which simulated family, and flags any miner read by another make'
 For each N the agent's miner fleet runs two sweeps in this process: the first identifies every
 miner (identification CPU per found miner; it includes each miner's first poll), the second is
 one poll cycle (wall time, this process's CPU seconds per miner read, miners per second, peak
-RSS), including building the line protocol the outputs would send. Then each driver's miners
-(Whatsminers per API generation) are polled once more on their own, for the cost of a poll per
-make, and the costs of what else runs per cycle (:data:`CYCLE_COSTS`) are measured. Then
-``--compare`` miners of the same farm (spread evenly over it, so a mixed farm gives the rivals
-the same mix) are read by pyasic (``get_miner`` + ``get_data``) and by asic-rs
-(``pyasic-rs``), CPU per miner measured the same way, each in a child process of its own, so
-the agent's peak RSS is the agent's alone. The machine's load average is printed before and
-after each size: other work on the two cores shows in every figure.
+RSS), including building the line protocol the outputs would send. The cycle's metrics go to a
+buffer as an output's would (``MetricBuffer`` at the default ``metric_buffer_limit``,
+100,000: an output that is down holds at most that many, newest kept; one that is up writes
+each ``metric_batch_size`` as it fills), and the line protocol is built batch by batch.
+
+Then each driver's miners (Whatsminers per API generation) are polled once more on their own,
+for the cost of a poll per make, and the costs of what else runs per cycle (:data:`CYCLE_COSTS`)
+are measured. Then ``--compare`` miners of the same farm (spread evenly over it, so a mixed
+farm gives the rivals the same mix) are read by pyasic (``get_miner`` + ``get_data``) and by
+asic-rs (``pyasic-rs``), CPU per miner measured the same way, each in a child process of its
+own, so the agent's peak RSS is the agent's alone. The machine's load average is printed
+before and after each size: other work on the two cores shows in every figure.
 Network: 127.0.0.0/8 only.
 """
 
@@ -44,6 +48,7 @@ from typing import Any
 
 from webbo.agent.cli.simulate import raise_file_limit, spawn, stop
 from webbo.agent.core.agent import Agent
+from webbo.agent.core.buffer import MetricBuffer
 from webbo.agent.core.config import parse_config
 from webbo.agent.core.contract import SimOptions
 from webbo.agent.core.log import configure_logging
@@ -108,6 +113,30 @@ def config_for(first: str, last: str, state: str, tables: list[tuple[str, dict[s
         text += f"[[inputs.{name}]]\n" + "".join(f"{k} = {_toml_value(v)}\n"
                                                  for k, v in table.items())
     return text
+
+
+class OutputSink:
+    """What an output's buffer holds of a cycle (the agent's own ring, at its limit)."""
+
+    def __init__(self, limit: int) -> None:
+        self.buffer = MetricBuffer(limit)
+        self.gathered = 0
+
+    def __call__(self, metric: Metric) -> None:
+        self.gathered += 1
+        self.buffer.add(metric)
+
+    def lines(self, batch: int) -> int:
+        """Build the line protocol of what is held, batch by batch: bytes in all."""
+        size = 0
+        while len(self.buffer):
+            metrics, last = self.buffer.peek(batch)
+            size += len(to_lines(metrics))
+            self.buffer.ack(last)
+        return size
+
+    def metrics(self) -> list[Metric]:
+        return self.buffer.peek(len(self.buffer))[0]
 
 
 class Sink:
@@ -195,29 +224,32 @@ async def agent_cycle(devices: list[dict], tables: list[tuple[str, dict[str, Any
     with tempfile.TemporaryDirectory() as state:
         config = parse_config(config_for(first, last, state, tables, concurrency), registry)
         agent = Agent(registry, config)
-        sink: list = []
+        limit, batch = config.agent.metric_buffer_limit, config.agent.metric_batch_size
+        sink = OutputSink(limit)
         gc.collect()
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        await agent.gather_all_once(sink.append)
-        to_lines(sink)
+        await agent.gather_all_once(sink)
+        sink.lines(batch)
         cpu1, wall1 = time.process_time(), time.perf_counter()
         fleet = agent.services["miners"]
         found = len(fleet.inventory)
-        sink.clear()
+        sink = OutputSink(limit)
         gc.collect()
         cpu2, wall2 = time.process_time(), time.perf_counter()
-        await agent.gather_all_once(sink.append)
-        body = to_lines(sink)
+        await agent.gather_all_once(sink)
+        held = sink.metrics()
+        body_size = sink.lines(batch)
         cpu3, wall3 = time.process_time(), time.perf_counter()
         stats = fleet.last_sweep
         by_driver = {(d.ip, d.driver) for d in fleet.inventory.devices() if d.state == "ok"}
         groups = await per_group_costs(fleet, concurrency) if per_driver else {}
-        extra = {name: await cost(agent, sink) for name, cost in CYCLE_COSTS.items()}
+        extra = {name: await cost(agent, held) for name, cost in CYCLE_COSTS.items()}
         await fleet.close()
     return {"found": found, "ok": stats.polled_ok, "failed": stats.polled_failed,
             "ident_wall": wall1 - wall0, "ident_cpu": cpu1 - cpu0,
-            "poll_wall": wall3 - wall2, "poll_cpu": cpu3 - cpu2, "metrics": len(sink),
-            "bytes": len(body), "sockets_peak": fleet.net.peak_open,
+            "poll_wall": wall3 - wall2, "poll_cpu": cpu3 - cpu2, "metrics": sink.gathered,
+            "held": len(held), "limit": limit, "bytes": body_size,
+            "sockets_peak": fleet.net.peak_open, "kept": fleet.net.reused,
             "connections": fleet.net.connections, "read_by": by_driver, "groups": groups,
             "extra": extra}
 
@@ -322,8 +354,10 @@ def print_ours(size: int, ours: dict, rss_mb: float) -> None:
           f"{ms(ours['ident_cpu'], ours['found']):.3f} ms/found miner")
     print(f"  poll cycle:     {ours['poll_wall']:.2f} s wall, {ours['poll_cpu']:.2f} s CPU = "
           f"{ms(ours['poll_cpu'], ours['ok']):.3f} ms/miner, "
-          f"{ours['ok'] / ours['poll_wall']:.0f} miners/s, {ours['metrics']} metrics "
-          f"({ours['bytes'] / 1e6:.1f} MB line protocol); peak RSS {rss_mb:.0f} MB")
+          f"{ours['ok'] / ours['poll_wall']:.0f} miners/s; peak RSS {rss_mb:.0f} MB")
+    print(f"  metrics: {ours['metrics']} gathered, {ours['held']} held by an output's buffer "
+          f"(limit {ours['limit']}), {ours['bytes'] / 1e6:.1f} MB of line protocol; "
+          f"{ours['kept']} exchanges on a connection already open")
     if ours["groups"]:
         print("  poll per make (each group polled again on its own):")
         for name, (ok, cpu) in ours["groups"].items():

@@ -298,6 +298,15 @@ class MinerFleet:
                        stats: SweepStats, known: Device | None = None) -> Device | None:
         ip = int_to_ip(ip_int)
         probe = Probe(self.net, ip, self.ports)
+        try:
+            return await self._identify(probe, ip_int, place, acc, stats, known)
+        finally:
+            probe.close()  # what the port checks left open and nothing used
+
+    async def _identify(self, probe: Probe, ip_int: int, place: Place | None,
+                        acc: Accumulator | None, stats: SweepStats,
+                        known: Device | None) -> Device | None:
+        ip = probe.ip
         open_ports = await probe.open_ports()
         if not open_ports:
             if known is not None:

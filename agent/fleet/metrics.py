@@ -58,6 +58,10 @@ def _tag(key: str, value: str) -> str:
     return fragment
 
 
+def _utf8(line: str) -> bytes:
+    return line.encode("utf-8", "replace")  # as Metric encodes the lines it builds
+
+
 def _quoted(text: str) -> str:
     if "\\" in text or '"' in text:
         text = text.replace("\\", "\\\\").replace('"', '\\"')
@@ -101,7 +105,7 @@ class _Point:
         if self.exotic:
             line = None
         else:
-            line = f"{head} {','.join(self.parts)} {ts}" if self.parts else ""
+            line = _utf8(f"{head} {','.join(self.parts)} {ts}") if self.parts else b""
         return Metric.packed(name, tag_keys, tag_values, self.keys, self.values, ts, line)
 
 
@@ -191,8 +195,8 @@ def reading_metrics(device: Device, reading: Reading) -> list[Metric]:
         if keys:
             index = str(board.index)
             line = None if exotic else (
-                f"miner_board,board={tag_text(index)}{g}{m}{r} {','.join(parts)} {ts}"
-                if parts else "")
+                _utf8(f"miner_board,board={tag_text(index)}{g}{m}{r} {','.join(parts)} {ts}")
+                if parts else b"")
             metrics.append(Metric.packed("miner_board", _BOARD_TAGS, (mac, group, range_, index),
                                          keys, values, ts, line))
     for pool in reading.pools:

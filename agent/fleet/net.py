@@ -39,6 +39,8 @@ from webbo.agent.core.errors import DeviceError
 __all__ = ["DeviceTimeout", "DeviceUnreachable", "Net", "Probe"]
 
 MAX_REPLY = 16 * 1024 * 1024
+FRESH_FOR = 5.0
+"""Seconds a port check's connection may wait for the request it was left open for."""
 
 
 class DeviceUnreachable(DeviceError):
@@ -445,6 +447,7 @@ class Net:
         self.reused = 0
         """Exchanges that ran on a kept connection."""
         self._idle: dict[tuple[str, int], socket.socket] = {}
+        self._fresh: dict[tuple[str, int], tuple[socket.socket, float]] = {}
         self._poller: _Poller | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -477,12 +480,17 @@ class Net:
             self._release()
 
     async def open_ports(self, host: str, ports: Iterable[int],
-                         timeout: float | None = None) -> frozenset[int]:
+                         timeout: float | None = None, keep: bool = False) -> frozenset[int]:
         """Which of ``ports`` accept a TCP connection, tried at once (each socket in a slot).
 
         This is the sweep's question for every address that is not known yet, so it is built
         on bare non-blocking sockets and one future per address, not on a task per port: on a
         mostly empty /16 it is nearly all the sweep does.
+
+        ``keep`` leaves the connections that were made open, unused: the next exchange with
+        that port sends its request on one instead of connecting again (identification: the
+        port check's connection carries the first question). :meth:`drop_fresh` closes those
+        nobody used; one left longer than :data:`FRESH_FOR` seconds is not used.
         """
         ports = tuple(ports)
         if not ports:
@@ -501,7 +509,10 @@ class Net:
             if timer is not None:
                 timer.cancel()
                 poller.forget(sock.fileno())
-            sock.close()
+            if ok and keep and len(self._fresh) < self.keep_limit:
+                self._fresh[(host, port)] = (sock, loop.time())
+            else:
+                sock.close()
             self._release()
             if ok:
                 found.add(port)
@@ -554,16 +565,18 @@ class Net:
         ``host:port`` if there is one, and keeps the connection open afterwards when
         ``complete`` said the reply was whole. A kept connection the device has closed
         meanwhile is noticed before anything is sent on it; one that breaks before a byte of
-        the reply came is replaced by a new connection, once.
+        the reply came is replaced by a new connection, once. Any exchange starts on the
+        connection a port check left open (:meth:`open_ports` ``keep``), if there is one.
         """
-        if keep:
+        sock = self._take_fresh(host, port) if self._fresh else None
+        if sock is None and keep:
             sock = self._take_idle(host, port)
-            if sock is not None:
-                try:
-                    return await self._run(host, port, payload, complete, timeout,
-                                           connect_timeout, limit, True, sock)
-                except _Stale:
-                    pass  # closed by the device between two exchanges: connect anew
+        if sock is not None:
+            try:
+                return await self._run(host, port, payload, complete, timeout,
+                                       connect_timeout, limit, keep, sock)
+            except _Stale:
+                pass  # closed by the device between two exchanges: connect anew
         return await self._run(host, port, payload, complete, timeout, connect_timeout, limit,
                                keep, None)
 
@@ -615,11 +628,32 @@ class Net:
         else:
             sock.close()
 
+    def _take_fresh(self, host: str, port: int) -> socket.socket | None:
+        """The unused connection a port check left to ``host:port``, if any (and recent)."""
+        entry = self._fresh.pop((host, port), None)
+        if entry is None:
+            return None
+        sock, made = entry
+        if asyncio.get_running_loop().time() - made > FRESH_FOR:
+            sock.close()
+            return None
+        return self._quiet(sock)
+
+    def drop_fresh(self, host: str, ports: Iterable[int]) -> None:
+        """Close the connections port checks left to ``host`` that nobody used."""
+        for port in ports:
+            entry = self._fresh.pop((host, port), None)
+            if entry is not None:
+                entry[0].close()
+
     def _take_idle(self, host: str, port: int) -> socket.socket | None:
         """The idle connection to ``host:port``, if it is still open and quiet."""
         sock = self._idle.pop((host, port), None)
-        if sock is None:
-            return None
+        return None if sock is None else self._quiet(sock)
+
+    @staticmethod
+    def _quiet(sock: socket.socket) -> socket.socket | None:
+        """``sock`` if it is open with nothing waiting on it; else it is closed."""
         try:
             sock.recv(1, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
@@ -638,6 +672,9 @@ class Net:
         for sock in self._idle.values():
             sock.close()
         self._idle.clear()
+        for sock, _ in self._fresh.values():
+            sock.close()
+        self._fresh.clear()
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -688,8 +725,13 @@ class Probe:
     async def open_ports(self) -> frozenset[int]:
         """Which of the drivers' ports accept a connection (tried concurrently, once)."""
         if self._open is None:
-            self._open = await self.net.open_ports(self.ip, self.ports)
+            self._open = await self.net.open_ports(self.ip, self.ports, keep=True)
         return self._open
+
+    def close(self) -> None:
+        """Close what the port checks left open and no question used (identification done)."""
+        if self._open:
+            self.net.drop_fresh(self.ip, self._open)
 
     @property
     def answered(self) -> bool:
@@ -720,6 +762,11 @@ class Probe:
         self._answers[key] = result
         future.set_result(result)
         return result
+
+    def tell(self, key: Hashable, answer: Any) -> None:
+        """Record the answer to ``key`` learnt along with another question (one ``+``-joined
+        reply answers several), so a driver asking it later gets it without asking."""
+        self._answers.setdefault(key, answer)
 
     def note(self, what: str, limit: int = 300) -> None:
         """Remember what the device said (for the unknown-device record)."""

@@ -38,6 +38,8 @@ from webbo.plugins.inputs.whatsminer.normalise import (
 __all__ = ["V2Backend"]
 
 _MODE_WRITES = {WorkMode.NORMAL: "set_normal_power", WorkMode.LOW_POWER: "set_low_power"}
+PREFETCH_FOR = 3.0
+"""Seconds what identification read may stand for the miner's first poll."""
 
 
 class V2Backend(Backend):
@@ -57,6 +59,22 @@ class V2Backend(Backend):
         """No ``status``: the summary tells the work mode."""
         self.no_psu: set[str] = set()
         """No ``get_psu``."""
+        self._prefetched: dict[str, tuple[float, dict[str, dict[str, Any]], Any]] = {}
+
+    def prefetch(self, ip: str, reports: dict[str, dict[str, Any]], info: Any) -> None:
+        """What identification read (the joined reports, ``get_miner_info``): the miner's
+        first poll, made right after, uses it instead of asking again."""
+        now = time.monotonic()
+        if len(self._prefetched) > 4096:  # polls that never came: forget the stale ones
+            self._prefetched = {k: v for k, v in self._prefetched.items()
+                                if now - v[0] < PREFETCH_FOR}
+        self._prefetched[ip] = (now, reports, info)
+
+    def _take_prefetched(self, ip: str) -> tuple[dict[str, dict[str, Any]], Any] | None:
+        entry = self._prefetched.pop(ip, None) if self._prefetched else None
+        if entry is None or time.monotonic() - entry[0] > PREFETCH_FOR:
+            return None
+        return entry[1], entry[2]
 
     # -- poll -----------------------------------------------------------------------------
 
@@ -97,13 +115,21 @@ class V2Backend(Backend):
         return msg_of(reply), truncated
 
     async def poll(self, ip: str, firmware: str | None = None, model: str = "") -> Reading:
-        reports = await self.reports(ip)
+        prefetched = self._take_prefetched(ip)
+        first_info = None
+        if prefetched is not None:
+            reports, first_info = prefetched
+        else:
+            reports = await self.reports(ip)
         summary = section(reports["summary"], "SUMMARY")
         s = summary[0] if summary else {}
         errors = await self.flat(ip, "get_error_code", self.no_error_code)
         status = None if v2_hashing(s) else await self.flat(ip, "status", self.no_status)
         psu = None if "Power Fanspeed" in s else await self.flat(ip, "get_psu", self.no_psu)
-        info = await self.settings(ip, self.api.read(ip, "get_miner_info"))
+        if first_info is not None and self.settings_due(ip):
+            info = self.settings_seen(ip, first_info, asked=True)
+        else:
+            info = await self.settings(ip, self.api.read(ip, "get_miner_info"))
         return v2_reading(
             time.time_ns(), reports["summary"], reports.get("edevs"), reports.get("pools"),
             status=status[0] if status else None, info=msg_of(info) if info else None,
@@ -114,6 +140,7 @@ class V2Backend(Backend):
 
     async def write(self, ip: str, cmd: str, params: dict[str, Any] | None = None, *,
                     closes: bool = False) -> Any:
+        self._prefetched.pop(ip, None)  # what identification read is no longer the news
         return await self.api.write_ok(ip, self.password, cmd, params, closes=closes)
 
     async def reboot(self, ip: str) -> None:
