@@ -58,10 +58,10 @@ def parse_summary(reply: Any) -> dict[str, Any]:
     uptime_s (only those present)."""
     data = first(reply, "SUMMARY")
     out: dict[str, Any] = {}
-    current = _hashrate(data, "5s", "1m", "5m", "av")
+    current = _hashrate(data, "5s", "1m", "5m", "15m", "av")
     if current is not None:
         out["hashrate_ths"] = current
-    average = _hashrate(data, "av", "30m")
+    average = _hashrate(data, "av", "30m", "15m")
     if average is not None:
         out["hashrate_avg_ths"] = average
     for key, name in (("Accepted", "accepted"), ("Rejected", "rejected"),
@@ -93,6 +93,20 @@ def _positive(value: Any) -> float | None:
 
 
 _FAN_KEYS = tuple(f"fan{i}" for i in range(1, 17))
+
+
+def _fans(data: dict[str, Any]) -> list[int]:
+    """Fan speeds of Bitmain ``stats``: ``fan_num`` fans from the first block of four that
+    holds one turning (fan1..4 on S19, fan5..6 on S9), a stopped one as 0; none when
+    ``fan_num`` is 0 (hydro models). Without ``fan_num`` a 0 cannot be told from an empty
+    slot, so only turning fans count."""
+    speeds = [as_int(data.get(key)) for key in _FAN_KEYS]
+    count = as_int(data.get("fan_num"))
+    if count is None or not 0 <= count <= len(speeds):
+        return [rpm for rpm in speeds if rpm is not None and rpm > 0]
+    turning = next((i for i, rpm in enumerate(speeds) if rpm), 0)
+    start = turning - turning % 4
+    return [rpm for rpm in speeds[start:start + count] if rpm is not None and rpm >= 0]
 _CHAIN_KEYS = tuple(
     (i - 1, f"chain_acn{i}", f"chain_rate{i}", f"chain_acs{i}", f"temp_pcb{i}", f"temp{i}",
      f"temp_chip{i}", f"temp2_{i}", f"chain_hw{i}", f"freq{i}")
@@ -125,14 +139,7 @@ def parse_bmminer_stats(reply: Any) -> dict[str, Any]:
     uptime = as_int(data.get("Elapsed"))
     if uptime is not None:
         out["uptime_s"] = uptime
-    fans = []
-    for key in _FAN_KEYS:
-        value = data.get(key)
-        if value is not None:
-            rpm = as_int(value)
-            if rpm is not None and rpm > 0:
-                fans.append(rpm)
-    out["fans_rpm"] = fans
+    out["fans_rpm"] = _fans(data)
     boards: list[BoardReading] = []
     board_max: float | None = None
     chip_max: float | None = None
@@ -185,7 +192,7 @@ def parse_devs(reply: Any) -> dict[str, Any]:
     for position, dev in enumerate(section(reply, "DEVS")):
         index = as_int(dev.get("ASC", dev.get("PGA", dev.get("ID", position))))
         temperature = _positive(dev.get("Temperature", dev.get("Tenperature")))
-        rate = _hashrate(dev, "5s", "1m", "av")
+        rate = _hashrate(dev, "5s", "1m", "5m", "15m", "av")
         if rate is None and temperature is None:
             continue
         boards.append(BoardReading(index=index if index is not None else position,

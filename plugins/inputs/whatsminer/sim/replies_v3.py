@@ -76,7 +76,7 @@ def summary(d: SimDevice) -> dict[str, Any]:
     chips = [d.chip_temps(b) for b in range(p.boards)]
     fan_in, fan_out = d.fan_speeds()
     power = d.power()
-    return {
+    summary = {
         "elapsed": d.elapsed(), "bootup-time": d.uptime(),
         "freq-avg": p.freq_mhz if d.mining else 0, "target-freq": d.target_freq_pct,
         "factory-hash": round(p.factory_ghs / 1000, 3), "hash-average": round(ths * 0.998, 3),
@@ -89,6 +89,9 @@ def summary(d: SimDevice) -> dict[str, Any]:
         "chip-temp-max": max(c[2] for c in chips), "power-limit": d.power_limit,
         "up-freq-finish": 1, "fan-speed-in": fan_in, "fan-speed-out": fan_out,
     }
+    if "no_mhs_1m" in d.quirks:  # the v3 build that leaves out the 1-minute average
+        del summary["hash-1min"]
+    return summary
 
 
 def pools(d: SimDevice) -> list[dict[str, Any]]:
