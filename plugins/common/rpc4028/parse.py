@@ -75,14 +75,22 @@ def parse_summary(reply: Any) -> dict[str, Any]:
     return out
 
 
+_INF = float("inf")
+
+
 def _dash_max(value: Any) -> float | None:
     """Max of a ``"73-45-64-65"`` sensor string (zeros are absent sensors)."""
     if not isinstance(value, str) or not value:
         return None
+    parts = value.split("-")
+    numbers: list[float | None]
+    try:
+        numbers = [float(part) for part in parts]  # the usual case: plain numbers
+    except ValueError:
+        numbers = [as_float(part) for part in parts]
     best: float | None = None
-    for part in value.split("-"):
-        number = as_float(part)
-        if number is not None and number > 0 and (best is None or number > best):
+    for number in numbers:
+        if number is not None and 0 < number < _INF and (best is None or number > best):
             best = number
     return best
 
@@ -100,7 +108,8 @@ def _fans(data: dict[str, Any]) -> list[int]:
     holds one turning (fan1..4 on S19, fan5..6 on S9), a stopped one as 0; none when
     ``fan_num`` is 0 (hydro models). Without ``fan_num`` a 0 cannot be told from an empty
     slot, so only turning fans count."""
-    speeds = [as_int(data.get(key)) for key in _FAN_KEYS]
+    get = data.get
+    speeds = [None if (raw := get(key)) is None else as_int(raw) for key in _FAN_KEYS]
     count = as_int(data.get("fan_num"))
     if count is None or not 0 <= count <= len(speeds):
         return [rpm for rpm in speeds if rpm is not None and rpm > 0]
