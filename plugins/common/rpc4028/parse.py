@@ -14,6 +14,7 @@ the board and ``temp2_N`` the chip temperature.
 from __future__ import annotations
 
 import time
+from sys import intern
 from typing import Any
 
 from webbo.agent.plugin import BoardReading, PoolReading, Reading
@@ -234,9 +235,9 @@ def parse_pools(reply: Any) -> list[PoolReading]:
             index -= 1
         user = pool.get("User")
         state = pool.get("Status")
-        pools.append(PoolReading(
-            index=index, url=url, user=user if isinstance(user, str) else "",
-            status=state if isinstance(state, str) else "",
+        pools.append(PoolReading(  # the texts repeat every poll (and URLs over the farm)
+            index=index, url=intern(url), user=intern(user) if isinstance(user, str) else "",
+            status=intern(state) if isinstance(state, str) else "",
             active=pool.get("Stratum Active") is True,
             accepted=as_int(pool.get("Accepted")), rejected=as_int(pool.get("Rejected")),
         ))

@@ -19,6 +19,7 @@ has no fans, and says so with ``cooling``.
 from __future__ import annotations
 
 import re
+from sys import intern
 from typing import Any
 
 from webbo.agent.plugin import BoardReading, ErrorCode, LedStatus, PoolReading, Reading, WorkMode
@@ -52,7 +53,9 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ("" if value is None else str(value))
+    """A text field; interned: the texts of a reading (pool URL and worker, status, firmware,
+    host name) repeat every poll and over the farm, and a reading lives until the next one."""
+    return intern(value) if isinstance(value, str) else ("" if value is None else str(value))
 
 
 def _true(value: Any) -> bool | None:
