@@ -155,6 +155,10 @@ class Inventory:
         self.unknown: dict[str, UnknownDevice] = {}
         self._dead_until: dict[int, float] = {}
         self.dirty = False
+        self.version = 0
+        """Counts changes of who is where (found, moved, removed): views keyed on it (the
+        devices in address order) are made again only when it moves."""
+        self._by_ip_order: tuple[int, list[Device]] = (-1, [])
         self.loaded_from_disk = 0
 
     # -- queries --------------------------------------------------------------------------
@@ -168,8 +172,25 @@ class Inventory:
     def at(self, ip: str) -> Device | None:
         return self.by_ip.get(ip)
 
+    def _changed(self) -> None:
+        self.dirty = True
+        self.version += 1
+
     def devices(self) -> list[Device]:
         return list(self.by_mac.values())
+
+    def devices_by_ip(self) -> list[Device]:
+        """Every device in address order (those without an address last, by MAC: the order of
+        task results, :func:`~webbo.agent.fleet.selectors.by_ip`), kept between
+        changes: the UI's table and the API page through it on every refresh, and sorting
+        50,000 addresses each time was most of their answer time. A new list each call (the
+        caller may keep or change it)."""
+        version, ordered = self._by_ip_order
+        if version != self.version or len(ordered) != len(self.by_mac):
+            ordered = sorted(self.by_mac.values(),
+                             key=lambda d: (ip_to_int(d.ip) if d.ip else 1 << 33, d.mac))
+            self._by_ip_order = (self.version, ordered)
+        return list(ordered)
 
     def in_ip_span(self, first: int, last: int) -> list[Device]:
         """Devices whose current IP lies in [first, last]."""
@@ -224,17 +245,17 @@ class Inventory:
                 extra={intern(k): intern(v) for k, v in identity.extra.items()}, first_seen=now,
             )
             self.by_mac[device.mac] = device
-            self.dirty = True
+            self._changed()
             log.info("device found", mac=device.mac, ip=ip, make=device.make, model=device.model)
         else:
             if device.apply_identity(identity):
-                self.dirty = True
+                self._changed()
             if device.ip != ip:
                 log.info("device moved", mac=device.mac, old_ip=device.ip, new_ip=ip)
                 if self.by_ip.get(device.ip) is device:
                     del self.by_ip[device.ip]
                 device.ip = ip
-                self.dirty = True
+                self._changed()
         previous = self.by_ip.get(ip)
         if previous is not None and previous is not device:
             # Another device held this address: it moved away; it will be found again.
@@ -242,7 +263,7 @@ class Inventory:
             previous.ip = ""
             previous.state = "unreachable"
             previous.error = f"{ip} now answers as {device.mac}"
-            self.dirty = True
+            self._changed()
         self.by_ip[ip] = device
         self.unknown.pop(ip, None)
         self._dead_until.pop(ip_to_int(ip), None)
@@ -283,7 +304,7 @@ class Inventory:
             if ranges.locate(ip_to_int(ip)) is None:
                 del self.unknown[ip]
         if removed:
-            self.dirty = True
+            self._changed()
             log.info("devices outside every range forgotten", count=removed)
         return removed
 
@@ -305,6 +326,7 @@ class Inventory:
             if device.ip:
                 self.by_ip[device.ip] = device
         self.loaded_from_disk = len(data.devices)
+        self.version += 1
         log.info("inventory loaded", devices=len(data.devices), path=str(self.path))
 
     def snapshot(self) -> bytes:
