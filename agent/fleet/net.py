@@ -566,7 +566,9 @@ class Net:
         ``complete`` said the reply was whole. A kept connection the device has closed
         meanwhile is noticed before anything is sent on it; one that breaks before a byte of
         the reply came is replaced by a new connection, once. Any exchange starts on the
-        connection a port check left open (:meth:`open_ports` ``keep``), if there is one.
+        connection a port check left open (:meth:`open_ports` ``keep``), if there is one; one
+        that is not ``keep`` (a write, perhaps) is never sent a second time: if that
+        connection breaks before a byte of the reply came, that is the exchange's error.
         """
         sock = self._take_fresh(host, port) if self._fresh else None
         if sock is None and keep:
@@ -576,7 +578,10 @@ class Net:
                 return await self._run(host, port, payload, complete, timeout,
                                        connect_timeout, limit, keep, sock)
             except _Stale:
-                pass  # closed by the device between two exchanges: connect anew
+                if not keep:  # perhaps a write the device acted on: never sent twice
+                    raise DeviceError(f"{host}:{port}: connection lost before any answer"
+                                      ) from None
+                # a read, on a connection the device closed meanwhile: connect anew
         return await self._run(host, port, payload, complete, timeout, connect_timeout, limit,
                                keep, None)
 

@@ -104,3 +104,14 @@ async def test_models_without_fans_say_so(profile, cooling):
         fields = reading_metrics(device, reading)[0].fields
         assert fields["fan_count"] == 0 and fields["cooling"] == cooling
         assert "fan_rpm_min" not in fields
+
+
+async def test_v3_firmware_refusing_the_three_part_status_is_asked_in_two():
+    async with running(1, profiles=["m60"], quirks_by_ip=["status_documented_only"]) as s:
+        ip = s.devices[0]["ip"]
+        driver = make_driver()
+        device = await known(driver, ip)
+        for _ in range(2):
+            reading = await driver.poll(device)
+            assert len(reading.boards) == 3 and reading.pools and reading.hashrate_ths
+        assert ip in driver.v3.split_status

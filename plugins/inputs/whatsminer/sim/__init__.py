@@ -26,8 +26,10 @@ of some builds, ``no_multi``, ``trailing_comma``, ``newlines``, ``strings``, and
 variants a reader must cope with (reference §3.2: each firmware sends what it sends):
 ``no_mhs_1m`` (a summary without ``MHS 1m``, v3 without ``hash-1min``), ``no_status`` (no
 ``status`` command: "invalid cmd"), ``no_psu_fan`` (a summary without ``Power Fanspeed``; the PSU
-fan is in ``get_psu``) and ``fan_stopped`` (one fan stands still and reads 0). Names of other
-families' faults and quirks are left to them.
+fan is in ``get_psu``), ``fan_stopped`` (one fan stands still and reads 0) and, on API v3,
+``status_documented_only`` (``get.miner.status`` takes only the params the vendor documents:
+``summary+pools+edevs`` is refused). Names of other families' faults and quirks are left to
+them.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ __all__ = ["FAULTS", "PROFILES", "SimClock", "SimDevice", "WhatsminerSimulation"
 
 FAULTS = ("silent", "garbage", "slow", "refuse", "half", "oversized", "write_disabled")
 WIRE_QUIRKS = ("no_multi", "trailing_comma", "newlines", "strings", "no_mhs_1m", "no_status",
-               "no_psu_fan", "fan_stopped")
+               "no_psu_fan", "fan_stopped", "status_documented_only")
 """The ``--quirks`` of ``webbo simulate`` that btminer builds show (the others are other
 makes' and ignored here)."""
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")

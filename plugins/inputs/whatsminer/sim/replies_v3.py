@@ -128,9 +128,16 @@ def get_device_info(d: SimDevice, param: Any) -> Any:
     return {param: parts[param]}
 
 
+DOCUMENTED_STATUS = frozenset({"summary", "pools", "edevs", "summary+pools"})
+"""The ``get.miner.status`` params the vendor documents; a firmware with the
+``status_documented_only`` quirk refuses any other join (the three-part one)."""
+
+
 def get_miner_status(d: SimDevice, param: Any) -> Any:
     if not isinstance(param, str) or not param:
         raise Refused(-3, "param item is null")
+    if "status_documented_only" in d.quirks and param not in DOCUMENTED_STATUS:
+        raise Refused(-2, f"invalid param: {param}")
     makers: dict[str, Callable[[SimDevice], Any]] = {"summary": summary, "pools": pools,
                                                     "edevs": edevs}
     out = {}
