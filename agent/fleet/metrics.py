@@ -32,6 +32,8 @@ _MINER_FLOATS = (
     ("power_w", 1), ("power_limit_w", 1),
 )
 _MINER_TEMPS = ("temp_env_c", "temp_board_max_c", "temp_chip_max_c")
+_MINER_REALS = (*_MINER_FLOATS, ("efficiency_jth", 2), *((t, 1) for t in _MINER_TEMPS))
+"""The miner point's float fields in order, with their rounding."""
 _MINER_COUNTERS = ("is_mining", "accepted", "rejected", "hw_errors")
 _BOARD_FIELDS = (
     ("hashrate_ths", 3), ("expected_hashrate_ths", 3), ("temp_board_c", 1), ("temp_chip_c", 1),
@@ -113,23 +115,21 @@ def _miner_point(device: Device, reading: Reading) -> _Point:
     point = _Point(["ip", "online", "state"], [device.ip, True, "ok"],
                    [f"ip={_quoted(device.ip)}", "online=true", 'state="ok"'])
     number, text = point.number, point.text
+    keys, values, parts = point.keys, point.values, point.parts
     value = reading.hostname or device.hostname
     if value:
         text("hostname", value)
     value = reading.firmware or device.firmware
     if value:
         text("firmware", value)
-    for name, digits in _MINER_FLOATS:
+    for name, digits in _MINER_REALS:  # floats: the common case, written inline
         figure = getattr(reading, name)
         if figure is not None:
-            number(name, round(float(figure), digits))
-    efficiency = reading.efficiency_jth
-    if efficiency is not None:
-        number("efficiency_jth", round(float(efficiency), 2))
-    for name in _MINER_TEMPS:
-        figure = getattr(reading, name)
-        if figure is not None:
-            number(name, round(float(figure), 1))
+            figure = round(float(figure), digits)
+            keys.append(name)
+            values.append(figure)
+            if figure - figure == 0.0:  # NaN and ±inf are not written
+                parts.append(f"{name}={figure!r}")
     fans = [f for f in reading.fans_rpm if f is not None]
     if fans:
         number("fan_rpm_min", min(fans))
@@ -200,19 +200,29 @@ def reading_metrics(device: Device, reading: Reading) -> list[Metric]:
             metrics.append(Metric.packed("miner_board", _BOARD_TAGS, (mac, group, range_, index),
                                          keys, values, ts, line))
     for pool in reading.pools:
-        point = _Point([], [], [])
-        point.text("url", pool.url)
-        point.text("user", pool.user)
-        point.number("active", pool.active)
+        keys = ["url", "user", "active"]
+        values: list[FieldValue] = [pool.url, pool.user, pool.active]
+        parts = [f"url={_quoted(pool.url)}", f"user={_quoted(pool.user)}",
+                 "active=true" if pool.active is True else "active=false"]
+        exotic = type(pool.active) is not bool
         if pool.status:
-            point.text("status", pool.status)
-        if pool.accepted is not None:
-            point.number("accepted", pool.accepted)
-        if pool.rejected is not None:
-            point.number("rejected", pool.rejected)
+            keys.append("status")
+            values.append(pool.status)
+            parts.append(f"status={_quoted(pool.status)}")
+        for name in ("accepted", "rejected"):
+            count = getattr(pool, name)
+            if count is not None:
+                keys.append(name)
+                values.append(count)
+                if type(count) is int and _INT_MIN <= count <= _INT_MAX:
+                    parts.append(f"{name}={count}i")
+                else:
+                    exotic = True
         index = str(pool.index)
-        metrics.append(point.metric("miner_pool", _POOL_TAGS, (mac, group, range_, index),
-                                    f"miner_pool{g},index={tag_text(index)}{m}{r}", ts))
+        line = None if exotic else _utf8(
+            f"miner_pool{g},index={tag_text(index)}{m}{r} {','.join(parts)} {ts}")
+        metrics.append(Metric.packed("miner_pool", _POOL_TAGS, (mac, group, range_, index),
+                                     keys, values, ts, line))
     return metrics
 
 
