@@ -477,6 +477,7 @@ class MinerFleet:
             "last_sweep": dataclasses.asdict(self.last_sweep),
             "drivers": [d.inst.label for d in self.drivers],
             "open_sockets_peak": self.net.peak_open,
+            "connections_kept": self.net.idle,
         }
 
     async def close(self) -> None:
@@ -510,4 +511,5 @@ class MinerSweepInput:
             "inventory_unreachable": by_state.get("unreachable", 0),
             "sweep_time_s": round(last.duration_s, 6),
             "open_sockets_peak": self.fleet.net.peak_open,
+            "connections_kept": self.fleet.net.idle,
         }
