@@ -259,13 +259,14 @@ async def joined(net: Net, ip: str, commands: Iterable[str], *, port: int = DEFA
                  ) -> dict[str, dict[str, Any]] | None:
     """Several report commands ``+``-joined on one connection: {command: reply} (each reply
     checked: a command that fails raises), or None when the firmware refuses the join or
-    answers it unreadably. Raises :class:`DeviceUnreachable` when nothing answers."""
+    answers it unreadably. Raises :class:`DeviceUnreachable` when nothing answers and
+    :class:`DeviceTimeout` when nothing answers in time."""
     wanted = list(dict.fromkeys(commands))
     try:
         raw = await exchange(net, ip, encode_request("+".join(wanted), key=key), port=port,
                              timeout=timeout)
         reply = decode(raw)
-    except (GarbledReply, DeviceTimeout):
+    except GarbledReply:
         return None
     parts = _split_multi(reply, wanted)
     if parts is not None:
@@ -284,7 +285,10 @@ async def multicall(net: Net, ip: str, commands: Iterable[str], *, port: int = D
     """
     wanted = list(dict.fromkeys(commands))
     if allow_multi and len(wanted) > 1:
-        parts = await joined(net, ip, wanted, port=port, timeout=timeout, key=key)
+        try:
+            parts = await joined(net, ip, wanted, port=port, timeout=timeout, key=key)
+        except DeviceTimeout:
+            parts = None  # a firmware that hangs on a joined request: ask one at a time
         if parts is not None:
             return parts, True
     out = {}

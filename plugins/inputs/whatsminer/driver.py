@@ -25,6 +25,7 @@ from webbo.agent.plugin import (
     PRIORITY_MAKE,
     Device,
     DeviceError,
+    DeviceTimeout,
     DriverContext,
     Identity,
     LedStatus,
@@ -108,8 +109,12 @@ class WhatsminerDriver(MinerDriver):
     async def identify(self, probe: Probe) -> Identity | None:
         open_ports = await probe.open_ports()
         v3_open = self.config.v3_port in open_ports
+        silent: DeviceTimeout | None = None
         if self.config.port in open_ports:
-            parts = await self._first_answer(probe)
+            try:
+                parts = await self._first_answer(probe)
+            except DeviceTimeout as exc:  # accepts, answers nothing in time
+                parts, silent = {}, exc
             details = parts.get("devdetails")
             if details is not None and is_btminer(details):
                 return await self._identify_v2(probe, parts, v3_open)
@@ -117,6 +122,8 @@ class WhatsminerDriver(MinerDriver):
             info = await self._v3_info(probe)
             if info is not None:
                 return self._identity_v3(info)
+        if silent is not None:
+            raise silent  # the fleet records a device that times out, not an unknown one
         return None
 
     async def _first_answer(self, probe: Probe) -> dict[str, dict[str, Any]]:
@@ -129,6 +136,9 @@ class WhatsminerDriver(MinerDriver):
             try:
                 parts = await rpc.joined(probe.net, probe.ip, _FIRST, port=port,
                                          timeout=self.v2.api.timeout)
+            except DeviceTimeout as exc:
+                probe.tell(("rpc", port, "devdetails"), exc)  # no second wait for it
+                raise
             except DeviceError as exc:
                 probe.note(f"{NAME}: {'+'.join(_FIRST)}: {exc}")
                 return {}
