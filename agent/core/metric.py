@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 __all__ = ["FieldValue", "Metric", "UInt", "field_text", "now_ns", "tag_text"]
 
 
@@ -143,7 +145,7 @@ def _format_field(value: FieldValue, uint_support: bool) -> str | None:
     return None
 
 
-class Metric:
+class Metric(msgspec.Struct, gc=False):
     """One point: ``name,tag=value field=value timestamp``.
 
     Fields may be ``float``, ``int`` (int64), :class:`UInt`, ``bool`` or ``str``. Tags are kept
@@ -159,24 +161,27 @@ class Metric:
     A metric's line is cached once built: change a metric by assigning ``tags`` or ``fields``
     or with :meth:`add_tags`, which forget it, never by editing the dicts in place once its
     line may exist (reading them is always fine).
+
+    Made as ``Metric(name, tags, fields, time=None)``. It is a ``gc=False`` Struct: the
+    cyclic garbage collector never tracks it (it refers to no container that could lead back
+    to it), which matters when a sweep keeps hundreds of thousands of them alive: each tracked
+    object is walked by every collection of the young generation it lives through.
     """
 
-    __slots__ = ("_fields", "_keys", "_line", "_line_u", "_tags", "name", "time")
+    name: str
+    _tags: Any = None
+    _fields: Any = None
+    time: Any = None
+    _keys: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    _line: bytes | None = None
+    _line_u: bytes | None = None
 
-    def __init__(
-        self,
-        name: str,
-        tags: Mapping[str, str] | None,
-        fields: Mapping[str, FieldValue],
-        time: int | None = None,
-    ) -> None:
-        self.name = name
-        self._tags: Any = dict(tags) if tags else {}
-        self._fields: Any = dict(fields)
-        self._keys: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-        self.time: int = now_ns() if time is None else time
-        self._line: bytes | None = None
-        self._line_u: bytes | None = None
+    def __post_init__(self) -> None:
+        if self._keys is None:  # made as Metric(name, tags, fields, time): its own dicts
+            self._tags = dict(self._tags) if self._tags else {}
+            self._fields = dict(self._fields)
+        if self.time is None:
+            self.time = now_ns()
 
     @classmethod
     def packed(cls, name: str, tag_keys: tuple[str, ...], tag_values: tuple[str, ...],
@@ -189,20 +194,13 @@ class Metric:
         what :meth:`line_bytes` would build (with or without unsigned support: the fields hold
         no :class:`UInt`); tests/agent/fleet/test_hot_paths.py holds the fleet's to that.
         """
-        metric = cls.__new__(cls)
-        metric.name = name
-        metric._tags = tag_values
-        metric._fields = tuple(field_values)
         keys = (tag_keys, tuple(field_keys))
         shared = _KEY_SETS.get(keys)
         if shared is None:
             shared = keys
             if len(_KEY_SETS) < _CACHE_LIMIT:
                 _KEY_SETS[keys] = keys
-        metric._keys = shared
-        metric.time = time
-        metric._line = metric._line_u = line
-        return metric
+        return cls(name, tag_values, tuple(field_values), time, shared, line, line)
 
     def _unpack(self) -> None:
         assert self._keys is not None
