@@ -26,8 +26,10 @@ __all__ = ["DEFAULT_POINTS", "DEFAULT_STEP", "MinerHistory", "Point"]
 DEFAULT_POINTS = 180
 DEFAULT_STEP = 20.0
 """180 points at least 20 s apart: the last hour at least."""
-DEFAULT_MAX_MINERS = 50_000
-"""More MACs than this (a churning DHCP lab, a test that made up MACs): the oldest rings go."""
+DEFAULT_MAX_MINERS = 100_000
+"""More MACs than this (a churning DHCP lab, a test that made up MACs): the oldest rings go.
+Twice the 50,000 miners one agent is built for, so a full farm and its replaced units never
+evict each other's history."""
 
 _NAN = math.nan
 _NO_TEMP = -32768
