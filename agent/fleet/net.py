@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import errno
 import functools
-import ipaddress
 import os
 import resource
 import select
@@ -780,7 +779,13 @@ class Probe:
 
 
 def ip_to_int(ip: str) -> int:
-    return int(ipaddress.IPv4Address(ip))
+    """A dotted IPv4 address as a number; ValueError for anything else. ``inet_pton`` is as
+    strict as ``ipaddress`` (no "127.1", no leading zeros) at a tenth of its cost: ordering
+    50,000 devices by address asks it 50,000 times."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+    except (OSError, TypeError):
+        raise ValueError(f"not an IPv4 address: {ip!r}") from None
 
 
 def int_to_ip(value: int) -> str:
