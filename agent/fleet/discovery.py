@@ -48,6 +48,9 @@ from webbo.agent.fleet.net import (
 
 log = structlog.get_logger("webbo.discovery")
 
+KEEP_UNUSED_FOR = 300.0
+"""Seconds a kept connection may go unused before the sweep closes it (Whatsminer API v3
+closes an idle connection after 300 s)."""
 REIDENTIFY_AFTER_FAILURES = 2
 REIDENTIFY_EVERY_POLLS = 30
 INVENTORY_FILE = "inventory.json"
@@ -275,6 +278,9 @@ class MinerFleet:
         await asyncio.gather(*(worker() for _ in range(workers)))
         stats.duration_s = time.perf_counter() - started
         self.last_sweep = stats
+        # A kept connection nobody used for this long serves no device the sweep still
+        # polls (and the device has closed it anyway): give its file back.
+        self.net.close_idle(unused_for=max(KEEP_UNUSED_FOR, 3 * float(self.config.agent.interval)))
         self.sweeps += 1
         if self.inventory.dirty and self.inventory.path is not None:
             await asyncio.to_thread(self.inventory.save)

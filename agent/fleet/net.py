@@ -27,6 +27,7 @@ import resource
 import select
 import selectors
 import socket
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from typing import Any
@@ -445,7 +446,7 @@ class Net:
         self.keep_limit = keep_limit(concurrency) if keep is None else keep
         self.reused = 0
         """Exchanges that ran on a kept connection."""
-        self._idle: dict[tuple[str, int], socket.socket] = {}
+        self._idle: dict[tuple[str, int], tuple[socket.socket, float]] = {}
         self._fresh: dict[tuple[str, int], tuple[socket.socket, float]] = {}
         self._poller: _Poller | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -626,9 +627,9 @@ class Net:
         key = (host, port)
         old = self._idle.pop(key, None)
         if old is not None:
-            old.close()
+            old[0].close()
         if len(self._idle) < self.keep_limit:
-            self._idle[key] = sock
+            self._idle[key] = (sock, time.monotonic())
         else:
             sock.close()
 
@@ -652,8 +653,8 @@ class Net:
 
     def _take_idle(self, host: str, port: int) -> socket.socket | None:
         """The idle connection to ``host:port``, if it is still open and quiet."""
-        sock = self._idle.pop((host, port), None)
-        return None if sock is None else self._quiet(sock)
+        entry = self._idle.pop((host, port), None)
+        return None if entry is None else self._quiet(entry[0])
 
     @staticmethod
     def _quiet(sock: socket.socket) -> socket.socket | None:
@@ -672,13 +673,20 @@ class Net:
         """Connections kept open now, waiting for their next exchange."""
         return len(self._idle)
 
-    def close_idle(self) -> None:
-        for sock in self._idle.values():
-            sock.close()
-        self._idle.clear()
-        for sock, _ in self._fresh.values():
-            sock.close()
-        self._fresh.clear()
+    def close_idle(self, unused_for: float | None = None) -> int:
+        """Close the kept connections (those unused for ``unused_for`` seconds, if given: a
+        device that left the ranges, or went away, is not asked again, and its connection
+        would hold a file for good). Returns how many were closed."""
+        now = time.monotonic()
+        stale = [key for key, (_, parked) in self._idle.items()
+                 if unused_for is None or now - parked >= unused_for]
+        for key in stale:
+            self._idle.pop(key)[0].close()
+        if unused_for is None:
+            for sock, _ in self._fresh.values():
+                sock.close()
+            self._fresh.clear()
+        return len(stale)
 
     @property
     def http(self) -> aiohttp.ClientSession:

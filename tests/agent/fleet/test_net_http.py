@@ -504,3 +504,16 @@ async def test_a_write_on_a_connection_lost_before_any_answer_is_not_sent_twice(
     assert await net.exchange("127.0.0.1", port, b"status\n", complete=whole_line,
                               keep=True) == b""
     assert received == [b"reboot\n", b"status\n", b"status\n"]
+
+
+async def test_kept_connections_nobody_uses_are_given_back(serve):
+    accepted: list[int] = []
+    received: list[bytes] = []
+    port = await serve(line_server(accepted, received))
+    net = Net(4, 1.0, 5.0)
+    await net.exchange("127.0.0.1", port, b"a\n", complete=whole_line, keep=True)
+    assert net.close_idle(unused_for=3600) == 0 and net.idle == 1  # used a moment ago
+    assert net.close_idle(unused_for=0) == 1 and net.idle == 0
+    assert await net.exchange("127.0.0.1", port, b"b\n", complete=whole_line,
+                              keep=True) == b"ok b\n"
+    assert len(accepted) == 2
