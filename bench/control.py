@@ -1,10 +1,11 @@
-"""Control benchmark: one action on ``"*"`` over N simulated Antminers through the HTTP API,
+"""Control benchmark: one action on ``"*"`` over N simulated miners through the HTTP API,
 while the agent keeps sweeping. Prints figures; asserts nothing.
 
-    .venv/bin/python bench/control.py [--miners 10000] [--limit 256] [--interval 10]
+    .venv/bin/python bench/control.py [--miners 10000] [--limit 256] [--interval 10] [--mixed]
 
-The farm runs in its own process(es) (``webbo simulate``, antminer family, web on port 80:
-run as root), started as bench/poll.py starts it. This process runs
+The farm runs in its own process(es) (``webbo simulate``, antminer family, or every family
+with ``--mixed``, each read by its own driver; web on port 80: run as root), started as
+bench/poll.py starts it. This process runs
 the agent (sweeping the farm every ``--interval`` seconds) and its web server; the benchmark
 calls /api/mining/miners/set-led-status with ``{"macs": "*", "status": 1}`` over real HTTP, polls
 /api/task-info until the task ends, then reads the LEDs back with get-led-status and turns them
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from poll import start_farm, stop_farm  # the same farm as the poll benchmark
+from poll import config_for, driver_tables, start_farm, stop_farm  # the poll bench's farm
 
 from webbo.agent.cli.simulate import raise_file_limit
 from webbo.agent.core.agent import Agent
@@ -35,17 +36,18 @@ from webbo.agent.core.plugins import default_registry
 from webbo.web.auth import create_api_key
 from webbo.web.server import WebServer
 
-HTTP_PORT = 80  # bench/poll.py's farm serves the web interface on 80, as real firmware does
 
-
-def config_text(first: str, last: str, state: str, limit: int, interval: int) -> str:
-    return (f'[agent]\ninterval = "{interval}s"\ntimeout = "20s"\nconnect_timeout = "5s"\n'
-            f'concurrency = 1024\ncontrol_concurrency = {limit}\ninternal_metrics = false\n'
-            f'[web]\nstate_dir = "{state}"\n'
-            f'[[network.ip_range_groups]]\nname = "bench"\n'
-            f'[[network.ip_range_groups.ip_ranges]]\nname = "farm"\n'
-            f'first = "{first}"\nlast = "{last}"\n'
-            f'[[inputs.bitmain_http]]\nweb_port = {HTTP_PORT}\nsettings_every = 0\n')
+def config_text(first: str, last: str, state: str, limit: int, interval: int,
+                mixed: bool) -> str:
+    tables, _ = driver_tables(mixed)
+    tables = [(name, {**table, "settings_every": 0} if name == "bitmain_http" else table)
+              for name, table in tables]
+    text = config_for(first, last, state, tables, 1024).replace(
+        'interval = "1h"', f'interval = "{interval}s"').replace(
+        "internal_metrics = false\n",
+        f"internal_metrics = false\ncontrol_concurrency = {limit}\n").replace(
+        "[web]\nenabled = false\n", "[web]\n")
+    return text
 
 
 async def run_task(session: aiohttp.ClientSession, url: str, key: str, path: str,
@@ -63,12 +65,13 @@ async def run_task(session: aiohttp.ClientSession, url: str, key: str, path: str
         await asyncio.sleep(0.1)
 
 
-async def bench(devices: list[dict], limit: int, interval: int) -> dict:
+async def bench(devices: list[dict], limit: int, interval: int, mixed: bool) -> dict:
     registry = default_registry()
     ips = sorted(devices, key=lambda d: tuple(int(x) for x in d["ip"].split(".")))
     with tempfile.TemporaryDirectory() as state:
         path = Path(state) / "webbo.toml"
-        path.write_text(config_text(ips[0]["ip"], ips[-1]["ip"], state, limit, interval))
+        path.write_text(config_text(ips[0]["ip"], ips[-1]["ip"], state, limit, interval,
+                                    mixed))
         agent = Agent(registry, load_config(path, registry))
         web = WebServer(agent, listen="127.0.0.1:0")
         await web.start()
@@ -131,16 +134,20 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=256, help="[agent] control_concurrency")
     parser.add_argument("--interval", type=int, default=10, help="sweep interval (s)")
     parser.add_argument("--base", default="127.40.0.1")
+    parser.add_argument("--mixed", action="store_true",
+                        help="every installed miner family, each read by its own driver")
     args = parser.parse_args()
     configure_logging("console", "warning")
     raise_file_limit()
     print(f"# control bench: python {platform.python_version()}, {os.cpu_count()} cores, "
-          f"{platform.platform()}", flush=True)
-    proc, devices = start_farm(args.miners, args.base, False)
+          f"{platform.platform()}; load average {os.getloadavg()[0]:.2f}, "
+          f"{os.getloadavg()[1]:.2f}, {os.getloadavg()[2]:.2f}", flush=True)
+    proc, devices = start_farm(args.miners, args.base, args.mixed)
     try:
-        figures = asyncio.run(bench(devices, args.limit, args.interval))
+        figures = asyncio.run(bench(devices, args.limit, args.interval, args.mixed))
     finally:
         stop_farm(proc)
+    print(f"# after: load average {os.getloadavg()[0]:.2f}", flush=True)
     for key, value in figures.items():
         print(f"{key:32} {value}")
 

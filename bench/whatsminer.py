@@ -46,15 +46,14 @@ async def agent_cycles(first: str, last: str, miners: int) -> None:
     state = tempfile.mkdtemp(prefix="webbo-bench-")
     config = parse_config(
         f'[agent]\ninterval = "1h"\ntimeout = "20s"\nconnect_timeout = "5s"\n'
-        f'concurrency = 1024\ninternal_metrics = false\n[web]\nstate_dir = "{state}"\n'
+        f'concurrency = 1024\ninternal_metrics = false\n'
+        f'[web]\nenabled = false\nstate_dir = "{state}"\n'
         f'[[network.ip_range_groups]]\nname = "bench"\n'
         f'[[network.ip_range_groups.ip_ranges]]\nfirst = "{first}"\nlast = "{last}"\n'
         f"[[inputs.whatsminer]]\n", registry)
     agent = Agent(registry, config)
-    from webbo.agent.fleet.discovery import fleet_inputs
-
-    fleet_inputs(agent, config)
     fleet = agent.services["miners"]
+    fleet.configure(config)
     for n in range(4):
         c0, t0 = cpu(), time.perf_counter()
         stats = await fleet.sweep(None)

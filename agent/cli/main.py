@@ -572,7 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of faulty miners: silent, garbage, slow, refuse, half")
     p.add_argument("--quirks", default="", metavar="NAME=SHARE,...",
                    help="share of miners with broken-JSON quirks: no_multi, missing_comma, "
-                        "leading_comma, trailing_comma, newlines, nonfinite, strings")
+                        "leading_comma, trailing_comma, newlines, nonfinite, strings; and "
+                        "firmware variants: fan_stopped (Antminer, Whatsminer), no_mhs_1m, "
+                        "no_status, no_psu_fan, status_documented_only (Whatsminer)")
     p.add_argument("--families", default="", metavar="A,B",
                    help="only these simulator families (default: all installed)")
     p.add_argument("--extra", default="", metavar="JSON",

@@ -223,7 +223,7 @@ class DiskBuffer:
         try:
             batch = list(self._pending)
             self._pending.clear()
-            lines = [m.line(True) for m in batch]
+            lines = [m.line_bytes(True) for m in batch]
             written, error = await self._run(self._write, lines)
             if error:
                 if error != self.error:
@@ -438,7 +438,7 @@ class DiskBuffer:
             self._read_at = (path, len(FILE_HEADER))
         return segment
 
-    def _write(self, lines: list[str]) -> tuple[int, str]:
+    def _write(self, lines: list[bytes]) -> tuple[int, str]:
         """Append ``lines`` as records; returns how many were written and the error that
         stopped it ("" when all were)."""
         now_ns = time.time_ns()

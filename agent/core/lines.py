@@ -91,7 +91,7 @@ def parse_line(line: str) -> Metric:
     if line[pos:pos + 1] != " " or not fields:
         raise ValueError(f"no timestamp at {pos}: {line[:200]!r}")
     metric = Metric(name, tags, fields, int(line[pos + 1:]))
-    metric._line_u = line
+    metric._line_u = line.encode("utf-8", "replace")  # Metric caches its lines as UTF-8
     return metric
 
 

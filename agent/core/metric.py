@@ -33,7 +33,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["FieldValue", "Metric", "UInt", "now_ns"]
+import msgspec
+
+__all__ = ["FieldValue", "Metric", "UInt", "field_text", "now_ns", "tag_text"]
 
 
 class UInt(int):
@@ -103,6 +105,17 @@ def _escape_string(text: str) -> str:
     return text
 
 
+def tag_text(text: str) -> str:
+    """A tag key or value as a line writes it (escaped); '' when the tag drops out."""
+    return _escape_key(text)
+
+
+def field_text(value: FieldValue, uint_support: bool = False) -> str | None:
+    """A field value as a line writes it, or None when it cannot be written (NaN, ±inf, an
+    integer out of range): for inputs that build their lines themselves."""
+    return _format_field(value, uint_support)
+
+
 def _format_field(value: FieldValue, uint_support: bool) -> str | None:
     """One field value in line protocol, or None when it cannot be written."""
     kind = type(value)
@@ -132,7 +145,7 @@ def _format_field(value: FieldValue, uint_support: bool) -> str | None:
     return None
 
 
-class Metric:
+class Metric(msgspec.Struct, gc=False):
     """One point: ``name,tag=value field=value timestamp``.
 
     Fields may be ``float``, ``int`` (int64), :class:`UInt`, ``bool`` or ``str``. Tags are kept
@@ -141,50 +154,53 @@ class Metric:
     ``tags`` and ``fields`` are dicts. A metric made by :meth:`packed` (the miner readings: six
     metrics per miner per cycle, and up to ``metric_buffer_limit`` of them waiting in each
     output's buffer) holds them as tuples of values against shared key tuples, a third of the
-    memory of two dicts, and builds the dicts only when something reads them.
+    memory of two dicts, and builds the dicts only when something reads them. Its maker may
+    hand it its line ready-made (the miner readings do: they know their keys and types, so the
+    line costs a third of building it here).
+
+    A metric's line is cached once built: change a metric by assigning ``tags`` or ``fields``
+    or with :meth:`add_tags`, which forget it, never by editing the dicts in place once its
+    line may exist (reading them is always fine).
+
+    Made as ``Metric(name, tags, fields, time=None)``. It is a ``gc=False`` Struct: the
+    cyclic garbage collector never tracks it (it refers to no container that could lead back
+    to it), which matters when a sweep keeps hundreds of thousands of them alive: each tracked
+    object is walked by every collection of the young generation it lives through.
     """
 
-    __slots__ = ("_fields", "_keys", "_line", "_line_u", "_tags", "name", "time")
+    name: str
+    _tags: Any = None
+    _fields: Any = None
+    time: Any = None
+    _keys: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    _line: bytes | None = None
+    _line_u: bytes | None = None
 
-    def __init__(
-        self,
-        name: str,
-        tags: Mapping[str, str] | None,
-        fields: Mapping[str, FieldValue],
-        time: int | None = None,
-    ) -> None:
-        self.name = name
-        self._tags: Any = dict(tags) if tags else {}
-        self._fields: Any = dict(fields)
-        self._keys: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-        self.time: int = now_ns() if time is None else time
-        self._line: str | None = None
-        self._line_u: str | None = None
+    def __post_init__(self) -> None:
+        if self._keys is None:  # made as Metric(name, tags, fields, time): its own dicts
+            self._tags = dict(self._tags) if self._tags else {}
+            self._fields = dict(self._fields)
+        if self.time is None:
+            self.time = now_ns()
 
     @classmethod
     def packed(cls, name: str, tag_keys: tuple[str, ...], tag_values: tuple[str, ...],
                field_keys: Sequence[str], field_values: Sequence[FieldValue],
-               time: int) -> Metric:
+               time: int, line: bytes | None = None) -> Metric:
         """A metric from parallel key and value sequences (keys unique, as in a dict).
 
         The key tuples are shared by every metric with the same keys, so each metric holds only
-        its values until ``tags`` or ``fields`` is read.
+        its values until ``tags`` or ``fields`` is read. ``line``, when given, must be exactly
+        what :meth:`line_bytes` would build (with or without unsigned support: the fields hold
+        no :class:`UInt`); tests/agent/fleet/test_hot_paths.py holds the fleet's to that.
         """
-        metric = cls.__new__(cls)
-        metric.name = name
-        metric._tags = tag_values
-        metric._fields = tuple(field_values)
         keys = (tag_keys, tuple(field_keys))
         shared = _KEY_SETS.get(keys)
         if shared is None:
             shared = keys
             if len(_KEY_SETS) < _CACHE_LIMIT:
                 _KEY_SETS[keys] = keys
-        metric._keys = shared
-        metric.time = time
-        metric._line = None
-        metric._line_u = None
-        return metric
+        return cls(name, tag_values, tuple(field_values), time, shared, line, line)
 
     def _unpack(self) -> None:
         assert self._keys is not None
@@ -204,6 +220,15 @@ class Metric:
         if self._keys is not None:
             self._unpack()
         self._tags = value
+        self._line = self._line_u = None
+
+    def add_tags(self, defaults: Mapping[str, str]) -> None:
+        """Add the tags of ``defaults`` this metric lacks (an input's extra tags)."""
+        tags = self.tags
+        for key, value in defaults.items():
+            if key not in tags:
+                tags[key] = value
+                self._line = self._line_u = None
 
     @property
     def fields(self) -> dict[str, FieldValue]:
@@ -216,6 +241,7 @@ class Metric:
         if self._keys is not None:
             self._unpack()
         self._fields = value
+        self._line = self._line_u = None
 
     def tag_items(self) -> Iterable[tuple[str, str]]:
         """(key, value) of every tag, without unpacking a packed metric."""
@@ -246,12 +272,17 @@ class Metric:
 
     def line(self, uint_support: bool = False) -> str:
         """This metric as one line of line protocol (no trailing newline); '' if unwritable."""
+        return self.line_bytes(uint_support).decode()
+
+    def line_bytes(self, uint_support: bool = False) -> bytes:
+        """:meth:`line`, UTF-8 encoded: what outputs send, and what is cached (half the memory
+        of a ``str`` line once a tag holds a non-ASCII letter, as Cyrillic room names do)."""
         if uint_support:
             if self._line_u is None:
-                self._line_u = self._build(True)
+                self._line_u = self._build(True).encode("utf-8", "replace")
             return self._line_u
         if self._line is None:
-            self._line = self._build(False)
+            self._line = self._build(False).encode("utf-8", "replace")
         return self._line
 
     def _build(self, uint_support: bool) -> str:
@@ -341,5 +372,4 @@ def to_lines(metrics: Iterable[Metric], uint_support: bool = False) -> bytes:
     encoded = getattr(metrics, "encoded", None)
     if encoded is not None:
         return encoded(uint_support)  # type: ignore[no-any-return]
-    lines = [m.line(uint_support) for m in metrics]
-    return "\n".join(line for line in lines if line).encode()
+    return b"\n".join([line for m in metrics if (line := m.line_bytes(uint_support))])

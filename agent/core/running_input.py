@@ -56,8 +56,7 @@ class Accumulator:
 
     def add(self, metric: Metric) -> None:
         if self._tags:
-            for key, value in self._tags.items():
-                metric.tags.setdefault(key, value)
+            metric.add_tags(self._tags)
         self._stats.metrics += 1
         self._dispatch(metric)
 

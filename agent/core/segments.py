@@ -76,13 +76,21 @@ class Cut:
     reason: str
 
 
-def encode_lines(lines: list[str]) -> tuple[list[int], bytes]:
-    """Each line's byte length (with its newline; 0 for an unwritable metric's "") and the
-    lines as one block. ASCII text (the usual case) is encoded in one piece."""
-    text = "\n".join(lines) + "\n"
-    if text.isascii() and all(lines):
-        return [len(line) + 1 for line in lines], text.encode()
-    encoded = [(line + "\n").encode() if line else b"" for line in lines]
+def encode_lines(lines: list[str] | list[bytes]) -> tuple[list[int], bytes]:
+    """Each line's byte length (with its newline; 0 for an unwritable metric's empty line) and
+    the lines as one block. Lines may come as text or, as metrics cache them, UTF-8 bytes
+    (joined as they are); ASCII text (the usual case) is encoded in one piece."""
+    if lines and isinstance(lines[0], bytes):
+        raw: list[bytes] = lines  # type: ignore[assignment]
+        if all(raw):
+            return [len(line) + 1 for line in raw], b"\n".join(raw) + b"\n"
+        return [len(line) + 1 if line else 0 for line in raw], \
+            b"".join(line + b"\n" for line in raw if line)
+    texts: list[str] = lines  # type: ignore[assignment]
+    text = "\n".join(texts) + "\n"
+    if text.isascii() and all(texts):
+        return [len(line) + 1 for line in texts], text.encode()
+    encoded = [(line + "\n").encode() if line else b"" for line in texts]
     return [len(e) for e in encoded], b"".join(encoded)
 
 

@@ -48,6 +48,9 @@ from webbo.agent.fleet.net import (
 
 log = structlog.get_logger("webbo.discovery")
 
+KEEP_UNUSED_FOR = 300.0
+"""Seconds a kept connection may go unused before the sweep closes it (Whatsminer API v3
+closes an idle connection after 300 s)."""
 REIDENTIFY_AFTER_FAILURES = 2
 REIDENTIFY_EVERY_POLLS = 30
 INVENTORY_FILE = "inventory.json"
@@ -78,7 +81,7 @@ class DriverInstance:
         return cfg.scope_rank(place.group, place.group_id, place.range, place.range_id)
 
 
-YOUNG_GC_THRESHOLD = 10_000
+YOUNG_GC_THRESHOLD = 100_000
 """Allocations between two collections of the youngest GC generation (CPython's default: 700)."""
 
 
@@ -89,9 +92,12 @@ def roomier_young_generation() -> None:
     short-lived objects per thousand miners (replies, readings, metrics), nearly all freed by
     reference counting. With CPython's default threshold the cyclic collector ran ~900 times
     in one identification sweep of 10,000 miners, each time walking the in-flight state: a
-    fifth of the sweep's CPU. Ten thousand allocations apart it runs a few dozen times, and
-    what it may leave for later is at most that many objects. A threshold someone already
-    raised, or a disabled collector, is left alone.
+    fifth of the sweep's CPU. At 10,000 allocations apart it still ran ~25 times per poll
+    cycle of 10,000 miners, and twice a second-generation pass over the cycle's metrics: 12-15 %
+    of the cycle's CPU (bench/README.md). A hundred thousand apart, it runs twice per cycle
+    (0.13 s instead of 0.46 s at 10,000 miners); what it may leave for later is at most that
+    many objects (a few MB). A threshold someone already raised, or a disabled collector, is
+    left alone.
     """
     gen0, gen1, gen2 = gc.get_threshold()
     if 0 < gen0 < YOUNG_GC_THRESHOLD:
@@ -162,6 +168,7 @@ class MinerFleet:
         agent_cfg, old = config.agent, self.config.agent
         if (agent_cfg.concurrency, agent_cfg.connect_timeout, agent_cfg.timeout) != (
                 old.concurrency, old.connect_timeout, old.timeout):
+            self.net.close_idle()
             self.net = self._make_net(config)
             self._driver_key = b""  # drivers hold the net: rebuild them
         self.config = config
@@ -273,6 +280,9 @@ class MinerFleet:
         await asyncio.gather(*(worker() for _ in range(workers)))
         stats.duration_s = time.perf_counter() - started
         self.last_sweep = stats
+        # A kept connection nobody used for this long serves no device the sweep still
+        # polls (and the device has closed it anyway): give its file back.
+        self.net.close_idle(unused_for=max(KEEP_UNUSED_FOR, 3 * float(self.config.agent.interval)))
         self.sweeps += 1
         for listener in self.after_sweep:
             try:
@@ -301,6 +311,15 @@ class MinerFleet:
                        stats: SweepStats, known: Device | None = None) -> Device | None:
         ip = int_to_ip(ip_int)
         probe = Probe(self.net, ip, self.ports)
+        try:
+            return await self._identify(probe, ip_int, place, acc, stats, known)
+        finally:
+            probe.close()  # what the port checks left open and nothing used
+
+    async def _identify(self, probe: Probe, ip_int: int, place: Place | None,
+                        acc: Accumulator | None, stats: SweepStats,
+                        known: Device | None) -> Device | None:
+        ip = probe.ip
         open_ports = await probe.open_ports()
         if not open_ports:
             if known is not None:
@@ -471,6 +490,7 @@ class MinerFleet:
             "last_sweep": dataclasses.asdict(self.last_sweep),
             "drivers": [d.inst.label for d in self.drivers],
             "open_sockets_peak": self.net.peak_open,
+            "connections_kept": self.net.idle,
         }
 
     async def close(self) -> None:
@@ -504,4 +524,5 @@ class MinerSweepInput:
             "inventory_unreachable": by_state.get("unreachable", 0),
             "sweep_time_s": round(last.duration_s, 6),
             "open_sockets_peak": self.fleet.net.peak_open,
+            "connections_kept": self.fleet.net.idle,
         }

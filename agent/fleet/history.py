@@ -4,9 +4,10 @@ The web UI's miner page draws it as a chart ("the recent past"); InfluxDB keeps 
 It lives in the agent's memory only: nothing is written to disk, and a restart starts it afresh.
 
 Why arrays and not a deque of tuples: at 10,000 miners a tuple per point would cost hundreds of
-megabytes. Each miner gets one fixed-size ring instead: a ``uint32`` timestamp and three
-``float32`` values per point (16 bytes), :data:`DEFAULT_POINTS` points, allocated on its first
-reading. Recording is a few index stores on the hot poll path; no allocation after the first.
+megabytes. Each miner gets one fixed-size ring instead: a ``uint32`` timestamp, the hashrate as
+a ``float32`` and the two temperatures as ``int16`` hundredths of a degree per point (12 bytes:
+2 KB a miner, 108 MB at 50,000), :data:`DEFAULT_POINTS` points, allocated on its first reading.
+Recording is a few index stores on the hot poll path; no allocation after the first.
 
 Points closer together than ``step`` seconds replace the newest one instead of adding another,
 so the window covers at least ``points × step`` seconds whatever the poll interval is.
@@ -25,10 +26,24 @@ __all__ = ["DEFAULT_POINTS", "DEFAULT_STEP", "MinerHistory", "Point"]
 DEFAULT_POINTS = 180
 DEFAULT_STEP = 20.0
 """180 points at least 20 s apart: the last hour at least."""
-DEFAULT_MAX_MINERS = 50_000
-"""More MACs than this (a churning DHCP lab, a test that made up MACs): the oldest rings go."""
+DEFAULT_MAX_MINERS = 100_000
+"""More MACs than this (a churning DHCP lab, a test that made up MACs): the oldest rings go.
+Twice the 50,000 miners one agent is built for, so a full farm and its replaced units never
+evict each other's history."""
 
 _NAN = math.nan
+_NO_TEMP = -32768
+"""An absent temperature (the temperatures are int16 hundredths of a degree)."""
+
+
+def _centi(value: float | None) -> int:
+    if value is None or not -327.67 <= value <= 327.67:  # also NaN and ±inf
+        return _NO_TEMP
+    return round(value * 100)
+
+
+def _temp(value: int) -> float | None:
+    return None if value == _NO_TEMP else value / 100
 
 
 @dataclass(frozen=True)
@@ -46,11 +61,12 @@ def _value(x: float) -> float | None:
 
 
 class _Ring:
-    __slots__ = ("count", "head", "times", "values")
+    __slots__ = ("count", "hashrates", "head", "temps", "times")
 
     def __init__(self, size: int) -> None:
         self.times = array("I", bytes(4 * size))
-        self.values = array("f", [_NAN]) * (3 * size)
+        self.hashrates = array("f", [_NAN]) * size
+        self.temps = array("h", [_NO_TEMP]) * (2 * size)
         self.head = 0
         """Index of the newest point."""
         self.count = 0
@@ -90,11 +106,9 @@ class MinerHistory:
                 ring.count += 1
         ring.head = index
         ring.times[index] = t
-        base = 3 * index
-        values = ring.values
-        values[base] = _NAN if hashrate_ths is None else hashrate_ths
-        values[base + 1] = _NAN if temp_board_max_c is None else temp_board_max_c
-        values[base + 2] = _NAN if temp_chip_max_c is None else temp_chip_max_c
+        ring.hashrates[index] = _NAN if hashrate_ths is None else hashrate_ths
+        ring.temps[2 * index] = _centi(temp_board_max_c)
+        ring.temps[2 * index + 1] = _centi(temp_chip_max_c)
 
     def series(self, mac: str, since: float | None = None) -> list[Point]:
         """The stored points of ``mac``, oldest first (only those at or after ``since``)."""
@@ -110,9 +124,8 @@ class MinerHistory:
             t = float(ring.times[index])
             if since is not None and t < since:
                 continue
-            base = 3 * index
-            yield Point(t, _value(ring.values[base]), _value(ring.values[base + 1]),
-                        _value(ring.values[base + 2]))
+            yield Point(t, _value(ring.hashrates[index]), _temp(ring.temps[2 * index]),
+                        _temp(ring.temps[2 * index + 1]))
 
     def forget(self, mac: str) -> None:
         self._rings.pop(mac, None)

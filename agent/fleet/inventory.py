@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 import msgspec
@@ -83,10 +84,10 @@ class Device(msgspec.Struct, kw_only=True):
         for key in ("driver", "make", "model", "firmware", "hostname", "serial", "mac_source"):
             value = getattr(identity, key)
             if value and getattr(self, key) != value:
-                setattr(self, key, value)
+                setattr(self, key, value if key == "serial" else intern(value))
                 changed = True
         if identity.extra != self.extra:
-            self.extra = dict(identity.extra)
+            self.extra = {intern(k): intern(v) for k, v in identity.extra.items()}
             changed = True
         return changed
 
@@ -157,6 +158,10 @@ class Inventory:
         self.unknown: dict[str, UnknownDevice] = {}
         self._dead_until: dict[int, float] = {}
         self.dirty = False
+        self.version = 0
+        """Counts changes of who is where (found, moved, removed): views keyed on it (the
+        devices in address order) are made again only when it moves."""
+        self._by_ip_order: tuple[int, list[Device]] = (-1, [])
         self.loaded_from_disk = 0
 
     # -- queries --------------------------------------------------------------------------
@@ -170,8 +175,25 @@ class Inventory:
     def at(self, ip: str) -> Device | None:
         return self.by_ip.get(ip)
 
+    def _changed(self) -> None:
+        self.dirty = True
+        self.version += 1
+
     def devices(self) -> list[Device]:
         return list(self.by_mac.values())
+
+    def devices_by_ip(self) -> list[Device]:
+        """Every device in address order (those without an address last, by MAC: the order of
+        task results, :func:`~webbo.agent.fleet.selectors.by_ip`), kept between
+        changes: the UI's table and the API page through it on every refresh, and sorting
+        50,000 addresses each time was most of their answer time. A new list each call (the
+        caller may keep or change it)."""
+        version, ordered = self._by_ip_order
+        if version != self.version or len(ordered) != len(self.by_mac):
+            ordered = sorted(self.by_mac.values(),
+                             key=lambda d: (ip_to_int(d.ip) if d.ip else 1 << 33, d.mac))
+            self._by_ip_order = (self.version, ordered)
+        return list(ordered)
 
     def in_ip_span(self, first: int, last: int) -> list[Device]:
         """Devices whose current IP lies in [first, last]."""
@@ -216,24 +238,27 @@ class Inventory:
         now = time.time()
         device = self.by_mac.get(identity.mac)
         if device is None:
+            # What repeats over a farm (driver, make, model, firmware, host name) is held
+            # once: at 50,000 miners each copy is megabytes.
             device = Device(
-                mac=identity.mac, ip=ip, driver=identity.driver, make=identity.make,
-                model=identity.model, firmware=identity.firmware, hostname=identity.hostname,
-                serial=identity.serial, mac_source=identity.mac_source,
-                extra=dict(identity.extra), first_seen=now,
+                mac=identity.mac, ip=ip, driver=intern(identity.driver),
+                make=intern(identity.make), model=intern(identity.model),
+                firmware=intern(identity.firmware), hostname=intern(identity.hostname),
+                serial=identity.serial, mac_source=intern(identity.mac_source),
+                extra={intern(k): intern(v) for k, v in identity.extra.items()}, first_seen=now,
             )
             self.by_mac[device.mac] = device
-            self.dirty = True
+            self._changed()
             log.info("device found", mac=device.mac, ip=ip, make=device.make, model=device.model)
         else:
             if device.apply_identity(identity):
-                self.dirty = True
+                self._changed()
             if device.ip != ip:
                 log.info("device moved", mac=device.mac, old_ip=device.ip, new_ip=ip)
                 if self.by_ip.get(device.ip) is device:
                     del self.by_ip[device.ip]
                 device.ip = ip
-                self.dirty = True
+                self._changed()
         previous = self.by_ip.get(ip)
         if previous is not None and previous is not device:
             # Another device held this address: it moved away; it will be found again.
@@ -241,7 +266,7 @@ class Inventory:
             previous.ip = ""
             previous.state = "unreachable"
             previous.error = f"{ip} now answers as {device.mac}"
-            self.dirty = True
+            self._changed()
         self.by_ip[ip] = device
         self.unknown.pop(ip, None)
         self._dead_until.pop(ip_to_int(ip), None)
@@ -282,7 +307,7 @@ class Inventory:
             if ranges.locate(ip_to_int(ip)) is None:
                 del self.unknown[ip]
         if removed:
-            self.dirty = True
+            self._changed()
             log.info("devices outside every range forgotten", count=removed)
         return removed
 
@@ -304,6 +329,7 @@ class Inventory:
             if device.ip:
                 self.by_ip[device.ip] = device
         self.loaded_from_disk = len(data.devices)
+        self.version += 1
         log.info("inventory loaded", devices=len(data.devices), path=str(self.path))
 
     def snapshot(self) -> bytes:

@@ -130,7 +130,12 @@ class Reading(msgspec.Struct, kw_only=True, gc=False):
     temp_board_max_c: float | None = None
     temp_chip_max_c: float | None = None
     fans_rpm: list[int] = msgspec.field(default_factory=list)
+    """Speed of each fan the miner reports, a stopped fan as 0. Empty: no fan reported (see
+    ``cooling``: a hydro or immersion model has none)."""
     fan_psu_rpm: int | None = None
+    cooling: str | None = None
+    """``air`` (fans of its own), ``hydro`` or ``immersion`` (no fans), None when the device
+    does not tell."""
     uptime_s: int | None = None
     work_mode: WorkMode | None = None
     led: LedStatus | None = None

@@ -62,13 +62,26 @@ def as_int(value: Any) -> int | None:
     return None if number is None else int(number)
 
 
+_FACTORS: dict[str, float | None] = {}
+
+
+def _factor(unit: str) -> float | None:
+    """The TH/s factor of a unit as firmwares spell it (remembered: a handful of spellings)."""
+    factor = _FACTORS.get(unit, _FACTORS)
+    if factor is _FACTORS:
+        key = unit.upper().replace("/S", "").replace("HS", "H").strip() or "GH"
+        factor = _UNIT_TO_THS.get(key)
+        if len(_FACTORS) < 256:
+            _FACTORS[unit] = factor
+    return factor  # type: ignore[return-value]
+
+
 def to_ths(value: Any, unit: str = "GH") -> float | None:
     """A hashrate in ``unit`` ("GH", "MH/s", "TH", "H/s", ...) converted to TH/s."""
     number = as_float(value)
     if number is None:
         return None
-    key = unit.upper().replace("/S", "").replace("HS", "H").strip() or "GH"
-    factor = _UNIT_TO_THS.get(key)
+    factor = _factor(unit)
     if factor is None:
         return None
     return number * factor

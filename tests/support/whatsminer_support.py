@@ -39,7 +39,8 @@ async def running(count: int = 1, *, http_port: int = 0, faults: dict[str, float
                   quirks: dict[str, float] | None = None, seed: int = 0,
                   **family: Any) -> AsyncIterator[sim.WhatsminerSimulation]:
     """``count`` simulated Whatsminers (family options as keywords, e.g. profiles=["m60"];
-    ``faults_by_ip`` may be a list: the faults of the first devices, in order)."""
+    ``faults_by_ip`` and ``quirks_by_ip`` may be lists: the faults (quirks) of the first
+    devices, in order)."""
     family.setdefault("reboot_seconds", 0.3)
     family.setdefault("slow_seconds", 1.0)
     for attempt in range(8):
@@ -47,6 +48,10 @@ async def running(count: int = 1, *, http_port: int = 0, faults: dict[str, float
         if "faults_by_ip" in family and isinstance(family["faults_by_ip"], list):
             family = {**family, "faults_by_ip": dict(zip(ips, family["faults_by_ip"],
                                                          strict=False))}
+        if "quirks_by_ip" in family and isinstance(family["quirks_by_ip"], list):
+            family = {**family, "quirks_by_ip": {
+                ip: [q] if isinstance(q, str) else q
+                for ip, q in zip(ips, family["quirks_by_ip"], strict=False)}}
         try:
             simulation = await sim.start(ips, SimOptions(seed=seed, http_port=http_port,
                                                          faults=faults or {},

@@ -8,7 +8,6 @@ import msgspec
 
 from webbo.agent.fleet.addresses import AddressRow
 from webbo.agent.fleet.driver import Action
-from webbo.agent.fleet.selectors import by_ip
 from webbo.web import services
 from webbo.web.api.core import METHODS, Call, Started
 from webbo.web.api.schemas import (
@@ -173,7 +172,8 @@ async def miners_get(call: Call, params: MinersQuery) -> MinersList:
     its ``site``, and a site not heard from for ``[hub] stale_after`` shows its miners
     ``stale``. Answers at once."""
     fleet = services.fleet(call.agent)
-    devices = fleet.inventory.devices() if fleet is not None else []
+    # in address order, as task results are (kept by the inventory between changes)
+    devices = fleet.inventory.devices_by_ip() if fleet is not None else []
     macs = set(params.macs) if params.macs is not None else None
     states = ({params.state} if isinstance(params.state, str) else set(params.state)
               if params.state is not None else None)
@@ -185,7 +185,6 @@ async def miners_get(call: Call, params: MinersQuery) -> MinersList:
         and (states is None or d.state in states)
         and (params.site is None or d.site == params.site)
     ]
-    chosen = by_ip(chosen)  # the same order as task results
     end = None if params.limit is None else params.offset + params.limit
     page = chosen[params.offset:end]
     counts: dict[str, int] = {}

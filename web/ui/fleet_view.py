@@ -201,23 +201,46 @@ class Page:
     inventory: int = 0
 
 
-def select(devices: Iterable[Device], query: MinerQuery) -> list[Device]:
-    """Every device matching the filters, sorted (devices lacking the sort value last)."""
+def select(devices: Iterable[Device], query: MinerQuery, ip_ordered: bool = False
+           ) -> list[Device]:
+    """Every device matching the filters, sorted (devices lacking the sort value last; ties in
+    address order, reversed with the sort). ``ip_ordered``: ``devices`` come in address order
+    already (:meth:`Inventory.devices_by_ip`), so the address sort, the default, is free and
+    any other is one stable sort of the key alone (50,000 miners: tens of milliseconds less).
+    """
+    return _ordered(_matching(devices, query, ip_ordered), query)
+
+
+def _matching(devices: Iterable[Device], query: MinerQuery, ip_ordered: bool) -> list[Device]:
+    """The devices matching the filters, in address order."""
     match = query.matches()
     chosen = [d for d in devices if match(d)]
-    key = SORTS[query.sort]
-    keyed = [(key(d), d) for d in chosen]
-    have = [(k, d) for k, d in keyed if k is not None]
-    lacking = [d for k, d in keyed if k is None]
-    have.sort(key=lambda kd: (kd[0], _ip(kd[1])), reverse=query.desc)
-    lacking.sort(key=_ip)
+    if not ip_ordered:
+        chosen.sort(key=_ip)
+    return chosen
+
+
+def _ordered(chosen: list[Device], query: MinerQuery) -> list[Device]:
+    """``chosen`` (in address order) sorted as ``query`` asks."""
+    if query.sort == "ip":
+        return chosen[::-1] if query.desc else chosen
+    keys = list(map(SORTS[query.sort], chosen))
+    have = [(k, d) for k, d in zip(keys, chosen, strict=True) if k is not None]
+    lacking = [d for k, d in zip(keys, chosen, strict=True) if k is None]
+    if query.desc:
+        have.reverse()  # ties in reversed address order, as the sort is
+    have.sort(key=_first, reverse=query.desc)
     return [d for _, d in have] + lacking
 
 
-def run_query(devices: list[Device], query: MinerQuery) -> Page:
-    """Filter, sort, count and cut one page out."""
-    chosen = select(devices, query)
-    total = len(chosen)
+def _first(pair: tuple[Any, Device]) -> Any:
+    return pair[0]
+
+
+def run_query(devices: list[Device], query: MinerQuery, ip_ordered: bool = False) -> Page:
+    """Filter, sort, count and cut one page out (``ip_ordered``: see :func:`select`)."""
+    matched = _matching(devices, query, ip_ordered)
+    total = len(matched)
     pages = max(1, -(-total // query.size))
     page = min(query.page, pages)
     if page != query.page:
@@ -225,7 +248,7 @@ def run_query(devices: list[Device], query: MinerQuery) -> Page:
     counts = dict.fromkeys(STATE_ORDER, 0)
     hashrate = expected = power = 0.0
     power_known = 0
-    for d in chosen:
+    for d in matched:  # in address order: the devices' memory order, quickest to walk
         counts[d.state] = counts.get(d.state, 0) + 1
         r = d.reading
         if r is not None and d.state == "ok":
@@ -235,5 +258,6 @@ def run_query(devices: list[Device], query: MinerQuery) -> Page:
                 power += r.power_w
                 power_known += 1
     start = (page - 1) * query.size
+    chosen = _ordered(matched, query)
     return Page(query, chosen[start:start + query.size], total, pages, counts, hashrate,
                 expected, power, power_known, len(devices))

@@ -143,8 +143,9 @@ def _fleet(request: Request[Any, Any, Any]) -> MinerFleet | None:
 
 
 def _devices(request: Request[Any, Any, Any]) -> list[Device]:
+    """Every miner, in address order (what :func:`select` takes with ``ip_ordered``)."""
     fleet = _fleet(request)
-    return fleet.inventory.devices() if fleet is not None else []
+    return fleet.inventory.devices_by_ip() if fleet is not None else []
 
 
 def _empty_message(request: Request[Any, Any, Any], query: MinerQuery, inventory: int) -> str:
@@ -201,7 +202,7 @@ def _table(request: Request[Any, Any, Any]) -> dict[str, Any]:
         page = Page(query, [], len(rows), pages,
                     inventory=len(fleet.inventory) if fleet else 0)
     else:
-        page = run_query(_devices(request), query)
+        page = run_query(_devices(request), query, ip_ordered=True)
         if summary is not None and page.query.page == page.pages and query.state in ("",
                                                                                    "timeout"):
             wanted = {"timeout"} if query.state else {"unrecognised", "timeout"}
@@ -350,7 +351,7 @@ def plan(body: ActionRequest) -> Planned:
 def _chosen_macs(request: Request[Any, Any, Any], body: ActionRequest) -> tuple[str, ...]:
     if body.filter is not None:
         query = _query(request, body.filter)
-        return tuple(d.mac for d in select(_devices(request), query))
+        return tuple(d.mac for d in select(_devices(request), query, ip_ordered=True))
     return tuple(dict.fromkeys(m.lower() for m in body.macs or ()))
 
 
@@ -467,7 +468,7 @@ def rooms(request: Request[Any, Any, Any], color: str) -> list[Room]:
             room.racks.append(rack)
         out.append(room)
     stray = Room(translator(lang)("map.unplaced"), [Rack("")])
-    for device in select(_devices(request), MinerQuery(sort="ip", site=only)):
+    for device in select(_devices(request), MinerQuery(sort="ip", site=only), ip_ordered=True):
         rack = racks.get((device.group_id, device.range_id), stray.racks[0])
         rack.devices.append(_tile(device, color, lang))
     fleet = _fleet(request)

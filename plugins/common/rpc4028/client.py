@@ -30,6 +30,7 @@ __all__ = [
     "call",
     "decode",
     "encode_request",
+    "joined",
     "multicall",
     "probe_call",
     "raw_call",
@@ -253,6 +254,27 @@ def _split_multi(reply: dict[str, Any], commands: list[str]) -> dict[str, dict[s
     return out
 
 
+async def joined(net: Net, ip: str, commands: Iterable[str], *, port: int = DEFAULT_PORT,
+                 timeout: float | None = None, key: str = "command"
+                 ) -> dict[str, dict[str, Any]] | None:
+    """Several report commands ``+``-joined on one connection: {command: reply} (each reply
+    checked: a command that fails raises), or None when the firmware refuses the join or
+    answers it unreadably. Raises :class:`DeviceUnreachable` when nothing answers and
+    :class:`DeviceTimeout` when nothing answers in time."""
+    wanted = list(dict.fromkeys(commands))
+    try:
+        raw = await exchange(net, ip, encode_request("+".join(wanted), key=key), port=port,
+                             timeout=timeout)
+        reply = decode(raw)
+    except GarbledReply:
+        return None
+    parts = _split_multi(reply, wanted)
+    if parts is not None:
+        for command, part in parts.items():
+            check(part, command)
+    return parts
+
+
 async def multicall(net: Net, ip: str, commands: Iterable[str], *, port: int = DEFAULT_PORT,
                     timeout: float | None = None, key: str = "command",
                     allow_multi: bool = True) -> tuple[dict[str, dict[str, Any]], bool]:
@@ -264,17 +286,11 @@ async def multicall(net: Net, ip: str, commands: Iterable[str], *, port: int = D
     wanted = list(dict.fromkeys(commands))
     if allow_multi and len(wanted) > 1:
         try:
-            raw = await exchange(net, ip, encode_request("+".join(wanted), key=key), port=port,
-                                 timeout=timeout)
-            reply = decode(raw)
-        except (GarbledReply, DeviceTimeout):
-            reply = None
-        if reply is not None:
-            parts = _split_multi(reply, wanted)
-            if parts is not None:
-                for command, part in parts.items():
-                    check(part, command)
-                return parts, True
+            parts = await joined(net, ip, wanted, port=port, timeout=timeout, key=key)
+        except DeviceTimeout:
+            parts = None  # a firmware that hangs on a joined request: ask one at a time
+        if parts is not None:
+            return parts, True
     out = {}
     for command in wanted:
         out[command] = await call(net, ip, command, port=port, timeout=timeout, key=key)

@@ -14,6 +14,7 @@ the board and ``temp2_N`` the chip temperature.
 from __future__ import annotations
 
 import time
+from sys import intern
 from typing import Any
 
 from webbo.agent.plugin import BoardReading, PoolReading, Reading
@@ -58,10 +59,10 @@ def parse_summary(reply: Any) -> dict[str, Any]:
     uptime_s (only those present)."""
     data = first(reply, "SUMMARY")
     out: dict[str, Any] = {}
-    current = _hashrate(data, "5s", "1m", "5m", "av")
+    current = _hashrate(data, "5s", "1m", "5m", "15m", "av")
     if current is not None:
         out["hashrate_ths"] = current
-    average = _hashrate(data, "av", "30m")
+    average = _hashrate(data, "av", "30m", "15m")
     if average is not None:
         out["hashrate_avg_ths"] = average
     for key, name in (("Accepted", "accepted"), ("Rejected", "rejected"),
@@ -75,14 +76,22 @@ def parse_summary(reply: Any) -> dict[str, Any]:
     return out
 
 
+_INF = float("inf")
+
+
 def _dash_max(value: Any) -> float | None:
     """Max of a ``"73-45-64-65"`` sensor string (zeros are absent sensors)."""
     if not isinstance(value, str) or not value:
         return None
+    parts = value.split("-")
+    numbers: list[float | None]
+    try:
+        numbers = [float(part) for part in parts]  # the usual case: plain numbers
+    except ValueError:
+        numbers = [as_float(part) for part in parts]
     best: float | None = None
-    for part in value.split("-"):
-        number = as_float(part)
-        if number is not None and number > 0 and (best is None or number > best):
+    for number in numbers:
+        if number is not None and 0 < number < _INF and (best is None or number > best):
             best = number
     return best
 
@@ -93,6 +102,21 @@ def _positive(value: Any) -> float | None:
 
 
 _FAN_KEYS = tuple(f"fan{i}" for i in range(1, 17))
+
+
+def _fans(data: dict[str, Any]) -> list[int]:
+    """Fan speeds of Bitmain ``stats``: ``fan_num`` fans from the first block of four that
+    holds one turning (fan1..4 on S19, fan5..6 on S9), a stopped one as 0; none when
+    ``fan_num`` is 0 (hydro models). Without ``fan_num`` a 0 cannot be told from an empty
+    slot, so only turning fans count."""
+    get = data.get
+    speeds = [None if (raw := get(key)) is None else as_int(raw) for key in _FAN_KEYS]
+    count = as_int(data.get("fan_num"))
+    if count is None or not 0 <= count <= len(speeds):
+        return [rpm for rpm in speeds if rpm is not None and rpm > 0]
+    turning = next((i for i, rpm in enumerate(speeds) if rpm), 0)
+    start = turning - turning % 4
+    return [rpm for rpm in speeds[start:start + count] if rpm is not None and rpm >= 0]
 _CHAIN_KEYS = tuple(
     (i - 1, f"chain_acn{i}", f"chain_rate{i}", f"chain_acs{i}", f"temp_pcb{i}", f"temp{i}",
      f"temp_chip{i}", f"temp2_{i}", f"chain_hw{i}", f"freq{i}")
@@ -125,19 +149,7 @@ def parse_bmminer_stats(reply: Any) -> dict[str, Any]:
     uptime = as_int(data.get("Elapsed"))
     if uptime is not None:
         out["uptime_s"] = uptime
-    fans = []
-    for key in _FAN_KEYS:
-        value = data.get(key)
-        if value is not None:
-            rpm = as_int(value)
-            if rpm is not None and rpm > 0:
-                fans.append(rpm)
-    # Empty fan slots read 0 and are skipped; ``fan_num`` says how many fans the miner has,
-    # so the ones it lacks among the non-zero readings are stopped (0 rpm), not absent.
-    fan_num = as_int(data.get("fan_num"))
-    if fan_num is not None and len(fans) < fan_num <= len(_FAN_KEYS):
-        fans += [0] * (fan_num - len(fans))
-    out["fans_rpm"] = fans
+    out["fans_rpm"] = _fans(data)
     boards: list[BoardReading] = []
     board_max: float | None = None
     chip_max: float | None = None
@@ -190,7 +202,7 @@ def parse_devs(reply: Any) -> dict[str, Any]:
     for position, dev in enumerate(section(reply, "DEVS")):
         index = as_int(dev.get("ASC", dev.get("PGA", dev.get("ID", position))))
         temperature = _positive(dev.get("Temperature", dev.get("Tenperature")))
-        rate = _hashrate(dev, "5s", "1m", "av")
+        rate = _hashrate(dev, "5s", "1m", "5m", "15m", "av")
         if rate is None and temperature is None:
             continue
         boards.append(BoardReading(index=index if index is not None else position,
@@ -223,9 +235,9 @@ def parse_pools(reply: Any) -> list[PoolReading]:
             index -= 1
         user = pool.get("User")
         state = pool.get("Status")
-        pools.append(PoolReading(
-            index=index, url=url, user=user if isinstance(user, str) else "",
-            status=state if isinstance(state, str) else "",
+        pools.append(PoolReading(  # the texts repeat every poll (and URLs over the farm)
+            index=index, url=intern(url), user=intern(user) if isinstance(user, str) else "",
+            status=intern(state) if isinstance(state, str) else "",
             active=pool.get("Stratum Active") is True,
             accepted=as_int(pool.get("Accepted")), rejected=as_int(pool.get("Rejected")),
         ))

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from sys import intern
 
 __all__ = ["Challenge", "DigestClient", "parse_challenge", "parse_params"]
 
@@ -47,9 +48,11 @@ def parse_challenge(header: str) -> Challenge | None:
     if "realm" not in params or "nonce" not in params:
         return None
     qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
-    return Challenge(realm=params["realm"], nonce=params["nonce"],
-                     qop="auth" if (not qops or "auth" in qops) else qops[0],
-                     opaque=params.get("opaque"), algorithm=params.get("algorithm", "MD5"))
+    # one challenge is kept per device: what every device says alike is held once
+    return Challenge(realm=intern(params["realm"]), nonce=params["nonce"],
+                     qop="auth" if (not qops or "auth" in qops) else intern(qops[0]),
+                     opaque=params.get("opaque"),
+                     algorithm=intern(params.get("algorithm", "MD5")))
 
 
 class DigestClient:

@@ -38,6 +38,7 @@ from webbo.agent.plugin import (
     WorkMode,
     normalise_mac,
 )
+from webbo.plugins.common.cooling import cooling_from_name
 from webbo.plugins.common.numbers import as_float, as_int, to_ths
 from webbo.plugins.common.rpc4028 import client as rpc
 from webbo.plugins.common.rpc4028.parse import reading_from
@@ -151,6 +152,9 @@ class BitmainDriver(AntminerControl):
         else:
             reading = await self._poll_cgi(device)
         await self._settings_into(device, reading)
+        reading.cooling = cooling_from_name(device.model) or ("air" if reading.fans_rpm else None)
+        if reading.cooling != "air":
+            reading.fans_rpm = []  # a hydro model's firmware may still list empty fan slots
         return reading
 
     async def _poll_rpc(self, device: Device) -> Reading:
@@ -265,7 +269,12 @@ def reading_from_cgi(summary: dict[str, Any], stats: dict[str, Any], pools: dict
             serial=chain.get("sn") if isinstance(chain.get("sn"), str) else None))
     fan_raw = st.get("fan")
     fan_values = [as_float(x) for x in fan_raw] if isinstance(fan_raw, list) else []
-    fans = [int(f) for f in fan_values if f is not None and 0 < f < 1e6]
+    speeds = [int(f) for f in fan_values if f is not None and 0 <= f < 1e6]
+    fan_num = as_int(st.get("fan_num"))
+    # fan_num tells how many of the list are fans (a stopped one reads 0); without it a 0
+    # cannot be told from an empty slot
+    fans = speeds[:fan_num] if fan_num is not None and fan_num >= 0 else \
+        [f for f in speeds if f > 0]
     errors = []
     for item in _list(s.get("status")):
         if isinstance(item, dict) and item.get("status") in ("w", "e"):

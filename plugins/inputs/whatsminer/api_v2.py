@@ -96,11 +96,11 @@ class V2Api:
     async def read(self, ip: str, command: str, *, key: str = "cmd") -> dict[str, Any]:
         return (await self.read_full(ip, command, key=key))[0]
 
-    async def reports(self, ip: str, commands: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Several cgminer-style reports, joined with ``+`` where the miner allows it."""
-        parts, _ = await rpc.multicall(self.net, ip, commands, port=self.port,
-                                       timeout=self.timeout)
-        return parts
+    async def reports(self, ip: str, commands: Iterable[str]
+                      ) -> tuple[dict[str, dict[str, Any]], bool]:
+        """Several cgminer-style reports, joined with ``+`` where the miner allows it:
+        ({command: reply}, whether the join worked)."""
+        return await rpc.multicall(self.net, ip, commands, port=self.port, timeout=self.timeout)
 
     # -- tokens ---------------------------------------------------------------------------
 

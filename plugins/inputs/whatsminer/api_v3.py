@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from webbo.agent.plugin import DeviceError, Net, OutcomeUnknownError
+import msgspec
+
+from webbo.agent.plugin import DeviceError, DeviceTimeout, Net, OutcomeUnknownError
 from webbo.plugins.common.rpc4028.client import GarbledReply
 from webbo.plugins.inputs.whatsminer.crypto import v3_encrypt_param, v3_token
 from webbo.plugins.inputs.whatsminer.errors import (
@@ -28,12 +30,29 @@ from webbo.plugins.inputs.whatsminer.errors import (
     WriteApiDisabled,
     WrongPassword,
 )
-from webbo.plugins.inputs.whatsminer.wire import frame, frame_complete, send_write, unframe
+from webbo.plugins.inputs.whatsminer.wire import (
+    decode_body,
+    frame,
+    frame_complete,
+    frames_complete,
+    send_write,
+    split_frames,
+    unframe,
+)
 
-__all__ = ["DEFAULT_PORT", "V3Api", "v3_error"]
+__all__ = ["DEFAULT_PORT", "V3Api", "read_request", "v3_error"]
 
 DEFAULT_PORT = 4433
 NO_PARAM = object()
+_encoder = msgspec.json.Encoder()
+
+
+def read_request(cmd: str, param: Any = NO_PARAM) -> tuple[str, bytes]:
+    """(cmd, framed bytes) of one read: a poll's reads never change, so they are made once."""
+    body: dict[str, Any] = {"cmd": cmd}
+    if param is not NO_PARAM:
+        body["param"] = param
+    return cmd, frame(_encoder.encode(body))
 
 _MEANING = {
     -1: "the miner could not do it",
@@ -64,12 +83,61 @@ class V3Api:
         self.write_timeout = write_timeout
         self.clock = clock
         self._salts: dict[str, str] = {}
+        self.one_by_one: set[str] = set()
+        """Miners that take one request at a time (see :meth:`reads`)."""
 
     async def request(self, ip: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send one framed request and return the decoded reply (not yet checked)."""
+        """Send one framed read and return the decoded reply (not yet checked), on the
+        connection kept open to this miner (API v3 keeps connections for 300 s)."""
         raw = await self.net.exchange(ip, self.port, frame(json.dumps(body).encode()),
-                                      complete=frame_complete, timeout=self.timeout)
+                                      complete=frame_complete, timeout=self.timeout, keep=True)
         return unframe(raw)
+
+    async def reads(self, ip: str, requests: Sequence[tuple[str, bytes]]
+                    ) -> dict[str, dict[str, Any]]:
+        """Several reads (from :func:`read_request`) in one exchange: sent together on the
+        kept connection, the replies read together. {cmd: reply} (not yet checked).
+
+        A firmware that answers only the first of requests sent together (or closes the
+        connection after each reply) is remembered and asked one request at a time."""
+        if len(requests) == 1 or ip in self.one_by_one:
+            return await self._one_at_a_time(ip, requests)
+        try:
+            raw = await self.net.exchange(ip, self.port, b"".join(r[1] for r in requests),
+                                          complete=frames_complete(len(requests)),
+                                          timeout=self.timeout, keep=True)
+        except DeviceTimeout as exc:
+            raw = exc.partial
+            if not split_frames(raw)[0]:
+                raise
+        frames, _ = split_frames(raw)
+        replies = self._match(requests, frames)
+        if len(replies) < len(requests):
+            self.one_by_one.add(ip)
+            replies.update(await self._one_at_a_time(
+                ip, [r for r in requests if r[0] not in replies]))
+        return replies
+
+    async def _one_at_a_time(self, ip: str, requests: Sequence[tuple[str, bytes]]
+                             ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for cmd, payload in requests:
+            raw = await self.net.exchange(ip, self.port, payload, complete=frame_complete,
+                                          timeout=self.timeout, keep=True)
+            out[cmd] = unframe(raw)
+        return out
+
+    @staticmethod
+    def _match(requests: Sequence[tuple[str, bytes]], frames: list[bytes]
+               ) -> dict[str, dict[str, Any]]:
+        """Replies by the command they answer (``desc``; in order where a reply lacks it)."""
+        asked = {cmd for cmd, _ in requests}
+        out: dict[str, dict[str, Any]] = {}
+        for (cmd, _), body in zip(requests, frames, strict=False):
+            reply = decode_body(body)
+            desc = reply.get("desc")
+            out[desc if isinstance(desc, str) and desc in asked else cmd] = reply
+        return out
 
     async def get(self, ip: str, cmd: str, param: Any = NO_PARAM) -> Any:
         """A read's ``msg``; raises :class:`CommandRefused` for a non-zero code."""

@@ -45,25 +45,41 @@ class Backend:
         self.settings_every = max(1, settings_every)
         self._settings: dict[str, tuple[int, Any]] = {}
 
+    def settings_due(self, ip: str) -> bool:
+        """Whether this poll reads the settings (every ``settings_every``-th poll; at once
+        after a control action forgot them)."""
+        polls, _ = self._settings.get(ip, (self.settings_every, None))
+        return polls >= self.settings_every
+
+    def settings_seen(self, ip: str, fresh: Any = None, *, asked: bool = False) -> Any:
+        """Count this poll and return the settings to report: ``fresh`` if they were
+        ``asked`` for now and read, else the last ones read (a failed read is retried at the
+        next poll)."""
+        polls, value = self._settings.get(ip, (self.settings_every, None))
+        if asked:
+            if fresh is not None:
+                value, polls = fresh, 0
+            else:
+                polls = self.settings_every - 1
+        self._settings[ip] = (polls + 1, value)
+        return value
+
     async def settings(self, ip: str, read: Any) -> Any:
         """A read that changes only when someone changes the miner (LED, host name, power mode
         setting): made on every ``settings_every``-th poll, else the last answer is reused.
         Our own control actions forget it, so a change the agent made shows at once."""
-        polls, value = self._settings.get(ip, (self.settings_every, None))
-        if polls >= self.settings_every:
-            value = await optional(read)
-            polls = 0 if value is not None else self.settings_every - 1
-        else:
+        if not self.settings_due(ip):
             read.close()
-        self._settings[ip] = (polls + 1, value)
-        return value
+            return self.settings_seen(ip)
+        return self.settings_seen(ip, await optional(read), asked=True)
 
     def forget_settings(self, ip: str) -> None:
         self._settings.pop(ip, None)
 
     # -- to implement ---------------------------------------------------------------------
 
-    async def poll(self, ip: str, firmware: str | None = None) -> Reading:
+    async def poll(self, ip: str, firmware: str | None = None, model: str = "") -> Reading:
+        """One reading (``firmware`` and ``model`` as identification found them)."""
         raise NotImplementedError
 
     async def reboot(self, ip: str) -> None:

@@ -1,11 +1,16 @@
 """The Whatsminer miner driver: identification, polls and control actions.
 
-Identification (reference §3.7, §5.2): RPC ``devdetails`` on 4028 naming the ``bitmicro``
-driver (or btminer) is a Whatsminer; ``get_version`` gives the firmware, ``get_miner_info``
-the MAC (``summary`` ``MAC`` on older firmware). Firmware dated 2024-11-01 or later speaks API
-v3 on 4433, as does anything whose 4433 answers ``get.device.info`` with a ``miner`` section
-(also when 4028 is closed). The choice is cached in the inventory (``extra["api"]``), so polls
-do not ask again.
+Identification (reference §3.7, §5.2): one ``+``-joined request on 4028,
+``devdetails+summary+edevs+pools``: ``devdetails`` naming the ``bitmicro`` driver (or
+btminer) is a Whatsminer, with its model; the summary gives the firmware (``Firmware Version``;
+``get_version`` only where it does not) and the MAC; ``get_miner_info`` the host name and
+serial (and the MAC on firmwares whose summary lacks it). The rest of that first answer is
+the miner's first poll, which the fleet makes right after: it is not asked again. Firmware
+dated 2024-11-01 or later speaks API v3 on 4433, as does anything whose 4433 answers
+``get.device.info`` with a ``miner`` section (also when 4028 is closed). The choice is cached in
+the inventory (``extra["api"]``), so polls do not ask again. The parts of the joined answer are
+left in the probe, so the generic cgminer driver, asked after this one, does not ask
+``devdetails`` again either.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from webbo.agent.plugin import (
     Action,
     Device,
     DeviceError,
+    DeviceTimeout,
     DriverContext,
     Identity,
     LedStatus,
@@ -65,6 +71,10 @@ def is_btminer(reply: Any) -> bool:
     return b"BITMICRO" in text or b"BTMINER" in text
 
 
+_FIRST = ("devdetails", "summary", "edevs", "pools")
+"""Identification's one joined request: what the miner is, and its first poll."""
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -101,20 +111,52 @@ class WhatsminerDriver(MinerDriver):
     async def identify(self, probe: Probe) -> Identity | None:
         open_ports = await probe.open_ports()
         v3_open = self.config.v3_port in open_ports
+        silent: DeviceTimeout | None = None
         if self.config.port in open_ports:
             try:
-                details = await rpc.probe_call(probe, "devdetails", port=self.config.port,
-                                               timeout=self.v2.api.timeout)
-            except DeviceError as exc:
-                probe.note(f"{NAME}: devdetails: {exc}")
-                details = None
+                parts = await self._first_answer(probe)
+            except DeviceTimeout as exc:  # accepts, answers nothing in time
+                parts, silent = {}, exc
+            details = parts.get("devdetails")
             if details is not None and is_btminer(details):
-                return await self._identify_v2(probe, details, v3_open)
+                return await self._identify_v2(probe, parts, v3_open)
         if v3_open and self.config.api != "v2":
             info = await self._v3_info(probe)
             if info is not None:
                 return self._identity_v3(info)
+        if silent is not None:
+            raise silent  # the fleet records a device that times out, not an unknown one
         return None
+
+    async def _first_answer(self, probe: Probe) -> dict[str, dict[str, Any]]:
+        """``devdetails+summary+edevs+pools`` joined ({} if nothing usable came), each part
+        left in the probe for the drivers asked after this one; plain ``devdetails`` where
+        the join is refused."""
+        port = self.config.port
+
+        async def ask() -> dict[str, dict[str, Any]]:
+            try:
+                parts = await rpc.joined(probe.net, probe.ip, _FIRST, port=port,
+                                         timeout=self.v2.api.timeout)
+            except DeviceTimeout as exc:
+                probe.tell(("rpc", port, "devdetails"), exc)  # no second wait for it
+                raise
+            except DeviceError as exc:
+                probe.note(f"{NAME}: {'+'.join(_FIRST)}: {exc}")
+                return {}
+            for name, part in (parts or {}).items():
+                probe.tell(("rpc", port, name), part)
+            return parts or {}
+
+        parts = await probe.ask((NAME, port, "first"), ask)
+        if parts:
+            return parts
+        try:
+            return {"devdetails": await rpc.probe_call(probe, "devdetails", port=port,
+                                                       timeout=self.v2.api.timeout)}
+        except DeviceError as exc:
+            probe.note(f"{NAME}: devdetails: {exc}")
+            return {}
 
     async def _v3_info(self, probe: Probe) -> dict[str, Any] | None:
         """``get.device.info`` on 4433 if it answers like a Whatsminer (asked once per sweep)."""
@@ -126,31 +168,36 @@ class WhatsminerDriver(MinerDriver):
             return None
         return info if isinstance(info, dict) and isinstance(info.get("miner"), dict) else None
 
-    async def _identify_v2(self, probe: Probe, details: dict[str, Any], v3_open: bool
-                           ) -> Identity:
+    async def _identify_v2(self, probe: Probe, parts: dict[str, dict[str, Any]],
+                           v3_open: bool) -> Identity:
         ip = probe.ip
         api = self.v2.api
-        version, info = await asyncio.gather(optional(api.read(ip, "get_version")),
-                                             optional(api.read(ip, "get_miner_info")))
-        version_msg = _dict(msg_of(version) if version else None)
+        summaries = section(parts.get("summary"), "SUMMARY")
+        summary = summaries[0] if summaries else {}
+        firmware = str(summary.get("Firmware Version") or "").strip("'")
+        version_msg: dict[str, Any] = {}
+        if not firmware:
+            version = await optional(api.read(ip, "get_version"))
+            version_msg = _dict(msg_of(version) if version else None)
+            firmware = str(version_msg.get("fw_ver") or "").strip("'")
+        info = await optional(api.read(ip, "get_miner_info"))
         info_msg = _dict(msg_of(info) if info else None)
-        mac = normalise_mac(info_msg.get("mac"))
-        if mac is None:  # older firmware: the summary carries it
-            summary = await optional(api.read(ip, "summary", key="command"))
-            entries = section(summary, "SUMMARY") if summary else []
-            mac = normalise_mac(entries[0].get("MAC")) if entries else None
+        mac = normalise_mac(info_msg.get("mac")) or normalise_mac(summary.get("MAC"))
         if mac is None:
             raise DeviceError(f"{ip}: a Whatsminer that shows no usable MAC "
                               "(get_miner_info and summary)")
-        firmware = str(version_msg.get("fw_ver") or "").strip("'")
         api_name = await self._choose_api(probe, firmware, v3_open)
-        models = [d.get("Model") for d in section(details, "DEVDETAILS")]
+        models = [d.get("Model") for d in section(parts.get("devdetails"), "DEVDETAILS")]
         model = next((m for m in models if isinstance(m, str) and m), "Whatsminer")
+        extra = {"api": api_name}
         api_ver = str(version_msg.get("api_ver") or "").replace("whatsminer v", "")
+        if api_ver:
+            extra["api_ver"] = api_ver
+        if api_name == "v2" and "summary" in parts:
+            self.v2.prefetch(ip, parts, info)
         return Identity(driver=NAME, mac=mac, make=MAKE, model=model, firmware=firmware,
                         hostname=str(info_msg.get("hostname") or ""),
-                        serial=str(info_msg.get("minersn") or ""),
-                        extra={"api": api_name, "api_ver": api_ver})
+                        serial=str(info_msg.get("minersn") or ""), extra=extra)
 
     async def _choose_api(self, probe: Probe, firmware: str, v3_open: bool) -> str:
         if self.config.api != "auto":
@@ -181,7 +228,8 @@ class WhatsminerDriver(MinerDriver):
         return self.v3 if api == "v3" else self.v2
 
     async def poll(self, device: Device) -> Reading:
-        return await self.backend_for(device).poll(device.ip, device.firmware or None)
+        return await self.backend_for(device).poll(device.ip, device.firmware or None,
+                                                   device.model)
 
     # -- control ----------------------------------------------------------------------------
 

@@ -6,10 +6,20 @@ cannot do without, a :class:`~webbo.plugins.common.rpc4028.client.GarbledReply`)
 
 Units (reference §3.2, §3.6): v2 reports MH/s (``MHS 1m``) and GH/s (``Factory GHS``); v3
 reports TH/s. Power in W, temperatures in °C.
+
+Firmwares differ in what they send; a value offered under another documented key is read from
+there: the current hashrate from the first of ``MHS 1m``, ``MHS 5s``, ``HS RT``, ``MHS 5m``,
+``MHS 15m``, ``MHS av`` present (v3: ``hash-1min``, ``hash-realtime``, ``hash-15min``,
+``hash-average``), the PSU fan from ``get_psu`` where the summary has none, the work mode from
+the summary where ``status`` is missing. Fans: a stopped fan reads 0 rpm; a hydro or immersion
+model (MicroBT numbers them M_3_ and M_6_: M53, M56S, M63...; v2 also says ``Liquid Cooling``)
+has no fans, and says so with ``cooling``.
 """
 
 from __future__ import annotations
 
+import re
+from sys import intern
 from typing import Any
 
 from webbo.agent.plugin import BoardReading, ErrorCode, LedStatus, PoolReading, Reading, WorkMode
@@ -17,10 +27,12 @@ from webbo.plugins.common.numbers import as_float, as_int, to_ths
 from webbo.plugins.common.rpc4028.client import GarbledReply
 
 __all__ = [
+    "cooling_of",
     "error_codes",
     "led_from",
     "section",
     "v2_boards",
+    "v2_hashing",
     "v2_pools",
     "v2_reading",
     "v2_work_mode",
@@ -41,7 +53,9 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ("" if value is None else str(value))
+    """A text field; interned: the texts of a reading (pool URL and worker, status, firmware,
+    host name) repeat every poll and over the farm, and a reading lives until the next one."""
+    return intern(value) if isinstance(value, str) else ("" if value is None else str(value))
 
 
 def _true(value: Any) -> bool | None:
@@ -103,10 +117,28 @@ def led_from(status: Any) -> LedStatus | None:
     return LedStatus.NORMAL if status.strip().lower() == "auto" else LedStatus.BLINK
 
 
-def _fans(*values: Any) -> list[int]:
-    """Fan speeds; none at all when every fan reads 0 (hydro and immersion models have none)."""
+_MODEL_COOLING = {"3": "hydro", "6": "immersion"}
+_MODEL_SERIES = re.compile(r"M(\d)(\d)")
+
+
+def cooling_of(model: str, liquid: Any = None) -> str | None:
+    """``hydro`` / ``immersion`` for MicroBT's liquid-cooled series (the second digit of the
+    model: M33, M53S, M63 are hydro; M36, M56S, M66 immersion), ``air`` for M30, M50, M60...;
+    for a model that does not tell, the summary's ``Liquid Cooling`` flag (hydro) or None."""
+    match = _MODEL_SERIES.search(model or "")
+    if match is not None:
+        return _MODEL_COOLING.get(match.group(2), "air")
+    flag = _true(liquid)
+    return None if flag is None else ("hydro" if flag else "air")
+
+
+def _fans(cooling: str | None, *values: Any) -> list[int]:
+    """Fan speeds as reported (a stopped fan reads 0); none on a model without fans, whose
+    firmware fills the fan fields with 0."""
+    if cooling in ("hydro", "immersion"):
+        return []
     speeds = [s for s in (as_int(v) for v in values) if s is not None and s >= 0]
-    return speeds if any(speeds) else []
+    return speeds if cooling == "air" or any(speeds) else []
 
 
 def _max(values: list[float | None]) -> float | None:
@@ -115,6 +147,28 @@ def _max(values: list[float | None]) -> float | None:
 
 
 # -- v2 ---------------------------------------------------------------------------------------
+
+_CURRENT_MHS = ("MHS 1m", "MHS 5s", "HS RT", "MHS 5m", "MHS 15m", "MHS av")
+"""Where a v2 firmware puts the current hashrate (MH/s), in the order it is looked for."""
+_AVERAGE_MHS = ("MHS av", "MHS 15m", "MHS 5m")
+
+
+def _first_mhs(data: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    """The first of ``keys`` holding a number, in TH/s."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            ths = to_ths(value, "MH")
+            if ths is not None:
+                return ths
+    return None
+
+
+def v2_hashing(summary: dict[str, Any]) -> bool:
+    """True when the summary shows the miner hashing now (then it is not asleep, and
+    ``status`` has nothing to add)."""
+    current = _first_mhs(summary, _CURRENT_MHS)
+    return current is not None and current > 0
 
 
 def v2_boards(devs: list[dict[str, Any]]) -> list[BoardReading]:
@@ -126,7 +180,7 @@ def v2_boards(devs: list[dict[str, Any]]) -> list[BoardReading]:
         chip = as_float(dev.get("Chip Temp Max"))
         boards.append(BoardReading(
             index=position if index is None or index < 0 else index,
-            hashrate_ths=to_ths(dev.get("MHS 1m", dev.get("MHS av")), "MH"),
+            hashrate_ths=_first_mhs(dev, _CURRENT_MHS),
             expected_hashrate_ths=_positive(to_ths(dev.get("Factory GHS"), "GH")),
             temp_board_c=as_float(dev.get("Temperature")),
             temp_chip_c=chip if chip is not None else as_float(dev.get("Chip Temp Avg")),
@@ -179,7 +233,7 @@ def v2_work_mode(status: Any, summary: dict[str, Any]) -> WorkMode | None:
 def v2_reading(time_ns: int, summary_reply: Any, devs_reply: Any = None, pools_reply: Any = None,
                *, status: Any = None, info: Any = None, errors: Any = None,
                errors_truncated: bool = False, psu: Any = None,
-               firmware: str | None = None) -> Reading:
+               firmware: str | None = None, model: str = "") -> Reading:
     """One v2 poll: ``summary`` (required), ``edevs``, ``pools``, and the ``Msg`` objects of
     ``status``, ``get_miner_info``, ``get_error_code`` and ``get_psu`` where read."""
     summaries = section(summary_reply, "SUMMARY")
@@ -200,22 +254,28 @@ def v2_reading(time_ns: int, summary_reply: Any, devs_reply: Any = None, pools_r
     if errors_truncated:
         codes.append(TRUNCATED)
     fw = firmware or _text(s.get("Firmware Version")).strip("'") or None
+    hashrate = _first_mhs(s, _CURRENT_MHS)
+    mining = v2_mining(status)
+    if mining is None and hashrate is not None:
+        mining = hashrate > 0  # status not asked (it hashes) or not known to this firmware
+    cooling = cooling_of(model, s.get("Liquid Cooling"))
     return Reading(
         time_ns=time_ns,
-        hashrate_ths=to_ths(s.get("MHS 1m", s.get("MHS 5s")), "MH"),
-        hashrate_avg_ths=to_ths(s.get("MHS av"), "MH"),
+        hashrate_ths=hashrate,
+        hashrate_avg_ths=_first_mhs(s, _AVERAGE_MHS),
         expected_hashrate_ths=_positive(to_ths(s.get("Factory GHS"), "GH")),
         power_w=power if power is not None and power >= 0 else None,
         power_limit_w=_positive(as_float(s.get("Power Limit"))),
         temp_env_c=as_float(s.get("Env Temp")),
         temp_board_max_c=_max([b.temp_board_c for b in boards]) or as_float(s.get("Temperature")),
         temp_chip_max_c=as_float(s.get("Chip Temp Max")),
-        fans_rpm=_fans(s.get("Fan Speed In"), s.get("Fan Speed Out")),
+        fans_rpm=_fans(cooling, s.get("Fan Speed In"), s.get("Fan Speed Out")),
         fan_psu_rpm=psu_fan,
+        cooling=cooling,
         uptime_s=as_int(s.get("Elapsed")),
         work_mode=v2_work_mode(status, s),
         led=led_from(info.get("ledstat")),
-        is_mining=v2_mining(status),
+        is_mining=mining,
         accepted=as_int(s.get("Accepted")),
         rejected=as_int(s.get("Rejected")),
         firmware=fw,
@@ -255,8 +315,20 @@ def v3_pools(raw: Any) -> list[PoolReading]:
     return pools
 
 
+_CURRENT_V3 = ("hash-1min", "hash-realtime", "hash-15min", "hash-average")
+_AVERAGE_V3 = ("hash-average", "hash-15min")
+
+
+def _first_ths(data: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    for key in keys:
+        value = as_float(data.get(key))
+        if value is not None:
+            return value
+    return None
+
+
 def v3_reading(time_ns: int, status: Any, edevs: Any = None, *, info: Any = None,
-               setting: Any = None) -> Reading:
+               setting: Any = None, model: str = "") -> Reading:
     """One v3 poll: ``get.miner.status`` (summary, and pools when asked together), its
     ``edevs``, ``get.device.info`` and ``get.miner.setting``."""
     status = _dict(status)
@@ -283,19 +355,24 @@ def v3_reading(time_ns: int, status: Any, edevs: Any = None, *, info: Any = None
             frequency_mhz=as_float(dev.get("freq")),
         ))
     power = as_float(s.get("power-realtime", s.get("power-5min")))
+    hashrate = _first_ths(s, _CURRENT_V3)
     working = _true(miner.get("working"))
+    if working is None and hashrate is not None:
+        working = hashrate > 0
+    cooling = cooling_of(model or _text(miner.get("type")))
     return Reading(
         time_ns=time_ns,
-        hashrate_ths=as_float(s.get("hash-1min", s.get("hash-realtime"))),
-        hashrate_avg_ths=as_float(s.get("hash-average")),
+        hashrate_ths=hashrate,
+        hashrate_avg_ths=_first_ths(s, _AVERAGE_V3),
         expected_hashrate_ths=_positive(as_float(s.get("factory-hash"))),
         power_w=power if power is not None and power >= 0 else None,
         power_limit_w=_positive(as_float(s.get("power-limit"))),
         temp_env_c=as_float(s.get("environment-temperature")),
         temp_board_max_c=_max([as_float(t) for t in board_temps]),
         temp_chip_max_c=as_float(s.get("chip-temp-max")),
-        fans_rpm=_fans(s.get("fan-speed-in"), s.get("fan-speed-out")),
+        fans_rpm=_fans(cooling, s.get("fan-speed-in"), s.get("fan-speed-out")),
         fan_psu_rpm=as_int(_dict(info.get("power")).get("fanspeed")),
+        cooling=cooling,
         uptime_s=as_int(s.get("elapsed")),
         work_mode=v3_work_mode(info, setting),
         led=led_from(system.get("ledstatus")),

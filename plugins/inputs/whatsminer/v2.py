@@ -1,9 +1,14 @@
 """Polling and control of a Whatsminer over API v2 (firmware up to late 2024).
 
-Poll: one connection for ``summary+edevs+pools`` (``+``-joined, per command where a firmware
-refuses that), and, at the same time, ``status`` (sleep) and ``get_error_code`` (codes with
-their times) — never joined, as btminer wants — and, every ``settings_every`` polls,
-``get_miner_info`` (LED, host name).
+Poll: one connection for ``summary+edevs+pools`` (``+``-joined; one command per connection on
+a firmware that refuses that, remembered per miner), then ``get_error_code`` (codes with their
+times: a flat ``get_`` command, which btminer never joins) on a second one. What the summary
+already tells is not asked again: ``status`` only when the summary shows no hashrate (is it
+asleep?), ``get_psu`` only when the summary has no PSU fan; and every ``settings_every`` polls
+``get_miner_info`` (LED, host name). A command the firmware does not know (``get_error_code``
+before API 2.0.1, ``status`` on some builds) is not asked again of that miner: the error codes
+then come from the summary's ``Error Code N`` fields, the work mode from its ``Power Mode``
+and its hashrate.
 
 Control (reference §3.3): reboot → ``reboot``; LED → ``set_led``; work mode → ``power_off`` /
 ``power_on`` / ``set_normal_power`` / ``set_low_power``; pools → ``update_pools``.
@@ -17,12 +22,13 @@ from typing import Any
 
 from webbo.agent.plugin import DeviceError, LedStatus, Reading, WorkMode
 from webbo.plugins.common.rpc4028.client import RpcError
-from webbo.plugins.inputs.whatsminer.api_v2 import V2Api, msg_of
+from webbo.plugins.inputs.whatsminer.api_v2 import CODE_INVALID_CMD, V2Api, msg_of
 from webbo.plugins.inputs.whatsminer.backend import LED_BLINK, Backend, optional, slots_of
 from webbo.plugins.inputs.whatsminer.commands import Command
 from webbo.plugins.inputs.whatsminer.normalise import (
     led_from,
     section,
+    v2_hashing,
     v2_mining,
     v2_pools,
     v2_reading,
@@ -32,6 +38,8 @@ from webbo.plugins.inputs.whatsminer.normalise import (
 __all__ = ["V2Backend"]
 
 _MODE_WRITES = {WorkMode.NORMAL: "set_normal_power", WorkMode.LOW_POWER: "set_low_power"}
+PREFETCH_FOR = 3.0
+"""Seconds what identification read may stand for the miner's first poll."""
 
 
 class V2Backend(Backend):
@@ -42,15 +50,44 @@ class V2Backend(Backend):
         super().__init__(confirm_timeout, settings_every)
         self.api = api
         self.password = password
+        # What each miner's firmware lacks, learnt at its first polls (not asked again):
+        self.no_multi: set[str] = set()
+        """``+``-joined reports refused."""
+        self.no_error_code: set[str] = set()
+        """No ``get_error_code`` (before API 2.0.1): codes come in the summary."""
+        self.no_status: set[str] = set()
+        """No ``status``: the summary tells the work mode."""
+        self.no_psu: set[str] = set()
+        """No ``get_psu``."""
+        self._prefetched: dict[str, tuple[float, dict[str, dict[str, Any]], Any]] = {}
+
+    def prefetch(self, ip: str, reports: dict[str, dict[str, Any]], info: Any) -> None:
+        """What identification read (the joined reports, ``get_miner_info``): the miner's
+        first poll, made right after, uses it instead of asking again."""
+        now = time.monotonic()
+        if len(self._prefetched) > 4096:  # polls that never came: forget the stale ones
+            self._prefetched = {k: v for k, v in self._prefetched.items()
+                                if now - v[0] < PREFETCH_FOR}
+        self._prefetched[ip] = (now, reports, info)
+
+    def _take_prefetched(self, ip: str) -> tuple[dict[str, dict[str, Any]], Any] | None:
+        entry = self._prefetched.pop(ip, None) if self._prefetched else None
+        if entry is None or time.monotonic() - entry[0] > PREFETCH_FOR:
+            return None
+        return entry[1], entry[2]
 
     # -- poll -----------------------------------------------------------------------------
 
     async def reports(self, ip: str) -> dict[str, dict[str, Any]]:
         """summary, edevs and pools; summary is required, the others are best effort."""
-        try:
-            return await self.api.reports(ip, ("summary", "edevs", "pools"))
-        except RpcError:
-            pass  # one of them is refused by this firmware: ask each on its own
+        if ip not in self.no_multi:
+            try:
+                parts, joined = await self.api.reports(ip, ("summary", "edevs", "pools"))
+            except RpcError:
+                joined = False  # one of them is refused by this firmware: ask each on its own
+            if joined:
+                return parts
+            self.no_multi.add(ip)
         parts = {"summary": await self.api.read(ip, "summary", key="command")}
         for name in ("edevs", "devs"):
             devs = await optional(self.api.read(ip, name, key="command"))
@@ -62,23 +99,48 @@ class V2Backend(Backend):
             parts["pools"] = pools
         return parts
 
-    async def poll(self, ip: str, firmware: str | None = None) -> Reading:
-        reports, status, info, errors = await asyncio.gather(
-            self.reports(ip),
-            optional(self.api.read(ip, "status")),
-            self.settings(ip, self.api.read(ip, "get_miner_info")),
-            optional(self.api.read_full(ip, "get_error_code")),
-        )
-        error_msg, truncated = (msg_of(errors[0]), errors[1]) if errors else (None, False)
+    async def flat(self, ip: str, command: str, unknown: set[str]) -> tuple[Any, bool] | None:
+        """(``Msg``, cut short) of a flat read the poll can do without; None if it failed. A
+        firmware that does not know the command is put in ``unknown`` (not asked again)."""
+        if ip in unknown:
+            return None
+        try:
+            reply, truncated = await self.api.read_full(ip, command)
+        except RpcError as exc:
+            if exc.code == CODE_INVALID_CMD:
+                unknown.add(ip)
+            return None
+        except DeviceError:
+            return None
+        return msg_of(reply), truncated
+
+    async def poll(self, ip: str, firmware: str | None = None, model: str = "") -> Reading:
+        prefetched = self._take_prefetched(ip)
+        first_info = None
+        if prefetched is not None:
+            reports, first_info = prefetched
+        else:
+            reports = await self.reports(ip)
+        summary = section(reports["summary"], "SUMMARY")
+        s = summary[0] if summary else {}
+        errors = await self.flat(ip, "get_error_code", self.no_error_code)
+        status = None if v2_hashing(s) else await self.flat(ip, "status", self.no_status)
+        psu = None if "Power Fanspeed" in s else await self.flat(ip, "get_psu", self.no_psu)
+        if first_info is not None and self.settings_due(ip):
+            info = self.settings_seen(ip, first_info, asked=True)
+        else:
+            info = await self.settings(ip, self.api.read(ip, "get_miner_info"))
         return v2_reading(
             time.time_ns(), reports["summary"], reports.get("edevs"), reports.get("pools"),
-            status=msg_of(status) if status else None, info=msg_of(info) if info else None,
-            errors=error_msg, errors_truncated=truncated, firmware=firmware)
+            status=status[0] if status else None, info=msg_of(info) if info else None,
+            errors=errors[0] if errors else None, errors_truncated=bool(errors and errors[1]),
+            psu=psu[0] if psu else None, firmware=firmware, model=model)
 
     # -- control --------------------------------------------------------------------------
 
     async def write(self, ip: str, cmd: str, params: dict[str, Any] | None = None, *,
                     closes: bool = False) -> Any:
+        self._prefetched.pop(ip, None)  # what identification read is no longer the news
         return await self.api.write_ok(ip, self.password, cmd, params, closes=closes)
 
     async def reboot(self, ip: str) -> None:

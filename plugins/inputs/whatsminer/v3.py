@@ -1,8 +1,12 @@
 """Polling and control of a Whatsminer over API v3 (TCP 4433, firmware from late 2024).
 
-Poll: ``get.miner.status`` ``summary+pools`` and ``edevs``, ``get.device.info`` (LED, sleep,
-error codes, PSU fan, host name), concurrently, and every ``settings_every`` polls
-``get.miner.setting`` (power mode).
+Poll: one exchange on the connection kept open to the miner (v3 keeps an idle connection for
+300 s, so with the usual intervals it is reused from cycle to cycle): ``get.miner.status``
+``summary+pools+edevs`` and ``get.device.info`` (LED, sleep, error codes, PSU fan, host
+name) sent together, and every ``settings_every`` polls ``get.miner.setting`` (power mode)
+with them. A firmware that refuses the three-part ``get.miner.status`` is asked
+``summary+pools`` and ``edevs`` apart (remembered per miner); one that answers only one request
+at a time is asked one at a time (:meth:`V3Api.reads`).
 
 Control: reboot → ``set.system.reboot``; LED → ``set.system.led``; sleep / wake →
 ``set.miner.service`` stop / start; power mode → ``set.miner.power_mode``; pools →
@@ -16,7 +20,8 @@ import time
 from typing import Any
 
 from webbo.agent.plugin import DeviceError, LedStatus, Reading, WorkMode
-from webbo.plugins.inputs.whatsminer.api_v3 import NO_PARAM, V3Api
+from webbo.plugins.common.rpc4028.client import GarbledReply
+from webbo.plugins.inputs.whatsminer.api_v3 import NO_PARAM, V3Api, read_request, v3_error
 from webbo.plugins.inputs.whatsminer.backend import LED_BLINK, Backend, optional, slots_of
 from webbo.plugins.inputs.whatsminer.commands import Command
 from webbo.plugins.inputs.whatsminer.normalise import (
@@ -29,6 +34,17 @@ from webbo.plugins.inputs.whatsminer.normalise import (
 __all__ = ["V3Backend"]
 
 _POWER_MODE = {WorkMode.NORMAL: "normal", WorkMode.LOW_POWER: "low"}
+_STATUS_ALL = read_request("get.miner.status", "summary+pools+edevs")
+_STATUS = read_request("get.miner.status", "summary+pools")
+_INFO = read_request("get.device.info")
+_SETTING = read_request("get.miner.setting")
+_REFUSED_PARAM = frozenset({-2, -3})
+"""Codes of a firmware that does not take a ``param`` it was given."""
+
+
+def _ok(reply: dict[str, Any] | None) -> Any:
+    """The ``msg`` of a successful reply, None otherwise (a read the poll can do without)."""
+    return reply.get("msg") if reply is not None and reply.get("code") == 0 else None
 
 
 def _part(msg: Any, name: str) -> dict[str, Any]:
@@ -45,15 +61,29 @@ class V3Backend(Backend):
         self.api = api
         self.account = account
         self.password = password
+        self.split_status: set[str] = set()
+        """Miners that refuse ``summary+pools+edevs`` in one ``get.miner.status``."""
 
-    async def poll(self, ip: str, firmware: str | None = None) -> Reading:
-        status, edevs, info, setting = await asyncio.gather(
-            self.api.get(ip, "get.miner.status", "summary+pools"),
-            optional(self.api.get(ip, "get.miner.status", "edevs")),
-            optional(self.api.get(ip, "get.device.info")),
-            self.settings(ip, self.api.get(ip, "get.miner.setting")),
-        )
-        reading = v3_reading(time.time_ns(), status, edevs, info=info, setting=setting)
+    async def poll(self, ip: str, firmware: str | None = None, model: str = "") -> Reading:
+        joined = ip not in self.split_status
+        due = self.settings_due(ip)
+        requests = [_STATUS_ALL if joined else _STATUS, _INFO]
+        if due:
+            requests.append(_SETTING)
+        replies = await self.api.reads(ip, requests)
+        status = replies.get("get.miner.status")
+        if status is None:
+            raise GarbledReply("get.miner.status: no answer among the replies")
+        if status.get("code") != 0:
+            if joined and status.get("code") in _REFUSED_PARAM:
+                self.split_status.add(ip)  # ask the parts apart from now on
+                return await self.poll(ip, firmware, model)
+            raise v3_error("get.miner.status", status)
+        msg = status.get("msg")
+        edevs = msg if joined else await optional(self.api.get(ip, "get.miner.status", "edevs"))
+        setting = self.settings_seen(ip, _ok(replies.get("get.miner.setting")), asked=due)
+        reading = v3_reading(time.time_ns(), msg, edevs, info=_ok(replies.get("get.device.info")),
+                             setting=setting, model=model)
         if reading.firmware is None and firmware:
             reading.firmware = firmware
         return reading

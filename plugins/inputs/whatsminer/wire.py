@@ -28,7 +28,8 @@ from webbo.agent.plugin import (
 )
 from webbo.plugins.common.rpc4028.client import GarbledReply
 
-__all__ = ["confirm", "frame", "frame_complete", "send_write", "split_frames", "unframe"]
+__all__ = ["confirm", "count_frames", "decode_body", "frame", "frame_complete", "frames_complete",
+           "send_write", "split_frames", "unframe"]
 
 _decoder = msgspec.json.Decoder()
 
@@ -54,7 +55,31 @@ def split_frames(buffer: bytes | bytearray) -> tuple[list[bytes], int]:
 
 def frame_complete(buffer: bytearray) -> bool:
     """True once ``buffer`` holds one non-empty frame (heartbeats before it are skipped)."""
-    return bool(split_frames(buffer)[0])
+    return count_frames(buffer) >= 1
+
+
+def count_frames(buffer: bytes | bytearray) -> int:
+    """How many complete non-empty frames ``buffer`` holds (nothing copied)."""
+    count = pos = 0
+    end = len(buffer)
+    while end - pos >= 4:
+        size = int.from_bytes(buffer[pos:pos + 4], "little")
+        if end - pos - 4 < size:
+            break
+        count += size > 0
+        pos += 4 + size
+    return count
+
+
+_COMPLETE: dict[int, Callable[[bytearray], bool]] = {}
+
+
+def frames_complete(count: int) -> Callable[[bytearray], bool]:
+    """The completion test of a reply of ``count`` frames (pipelined requests)."""
+    test = _COMPLETE.get(count)
+    if test is None:
+        test = _COMPLETE[count] = lambda buffer: count_frames(buffer) >= count
+    return test
 
 
 def unframe(raw: bytes) -> dict[str, Any]:
@@ -65,10 +90,15 @@ def unframe(raw: bytes) -> dict[str, Any]:
             size = int.from_bytes(raw[:4], "little")
             raise GarbledReply(f"reply cut short: {len(raw) - 4} of {size} bytes arrived")
         raise GarbledReply("empty reply" if not raw else f"reply of {len(raw)} bytes is no frame")
+    return decode_body(frames[0])
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """The JSON object of one frame's body. Raises :class:`GarbledReply`."""
     try:
-        data = _decoder.decode(frames[0])
+        data = _decoder.decode(body)
     except msgspec.DecodeError:
-        raise GarbledReply(f"unreadable reply: {frames[0][:120]!r}") from None
+        raise GarbledReply(f"unreadable reply: {body[:120]!r}") from None
     if not isinstance(data, dict):
         raise GarbledReply(f"reply is a {type(data).__name__}, not an object")
     return data

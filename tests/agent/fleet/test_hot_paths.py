@@ -8,6 +8,8 @@ import asyncio
 import gc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webbo.agent.core.metric import Metric
 from webbo.agent.fleet.discovery import YOUNG_GC_THRESHOLD, roomier_young_generation
@@ -128,11 +130,78 @@ def test_young_generation_threshold_is_raised_only_from_below():
         gc.set_threshold(700, 10, 10)
         roomier_young_generation()
         assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, 10, 10)
-        gc.set_threshold(50_000, 5, 5)  # someone chose more: kept
+        gc.set_threshold(500_000, 5, 5)  # someone chose more: kept
         roomier_young_generation()
-        assert gc.get_threshold() == (50_000, 5, 5)
+        assert gc.get_threshold() == (500_000, 5, 5)
         gc.set_threshold(0)  # collection turned off by threshold: kept off
         roomier_young_generation()
         assert gc.get_threshold()[0] == 0
     finally:
         gc.set_threshold(*before)
+
+
+# -- the lines reading_metrics builds itself are the lines Metric would build -----------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_floats = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=64))
+_ints = st.one_of(st.none(), st.integers(min_value=-(2**70), max_value=2**70))
+
+
+@st.composite
+def readings(draw) -> tuple[Device, Reading]:
+    dev = Device(mac=draw(st.sampled_from(["aa:bb:cc:00:11:22", "", "x y,z=\\"])),
+                 ip=draw(_text), driver="d", make=draw(_text), model=draw(_text),
+                 firmware=draw(_text), hostname=draw(_text), group=draw(_text),
+                 range=draw(_text))
+    boards = [BoardReading(index=draw(st.integers(-3, 99)), hashrate_ths=draw(_floats),
+                           temp_board_c=draw(_floats), chips=draw(_ints),
+                           hw_errors=draw(_ints), frequency_mhz=draw(_floats))
+              for _ in range(draw(st.integers(0, 3)))]
+    pools = [PoolReading(index=draw(st.integers(0, 5)), url=draw(_text), user=draw(_text),
+                         status=draw(_text), active=draw(st.booleans()),
+                         accepted=draw(_ints), rejected=draw(_ints))
+             for _ in range(draw(st.integers(0, 3)))]
+    reading = Reading(
+        time_ns=draw(st.integers(0, 2**62)), hashrate_ths=draw(_floats), power_w=draw(_floats),
+        temp_chip_max_c=draw(_floats),
+        fans_rpm=draw(st.lists(st.integers(0, 20000), max_size=4)),
+        cooling=draw(st.sampled_from([None, "air", "hydro", "immersion"])),
+        fan_psu_rpm=draw(_ints), uptime_s=draw(_ints), work_mode=draw(st.sampled_from(
+            [None, *WorkMode])), led=draw(st.sampled_from([None, *LedStatus])),
+        is_mining=draw(st.sampled_from([None, True, False])), accepted=draw(_ints),
+        hostname=draw(st.one_of(st.none(), _text)), firmware=draw(st.one_of(st.none(), _text)),
+        boards=boards, pools=pools,
+        errors=[ErrorCode(code=draw(_text), message=draw(_text), time=draw(_text))
+                for _ in range(draw(st.integers(0, 2)))])
+    return dev, reading
+
+
+@settings(max_examples=300, deadline=None)
+@given(readings())
+def test_ready_made_lines_are_what_metric_builds(case):
+    dev, reading = case
+    for made in reading_metrics(dev, reading):
+        rebuilt = Metric(made.name, made.tags, made.fields, made.time)
+        assert made.line() == rebuilt.line()
+        assert made.line(uint_support=True) == rebuilt.line(uint_support=True)
+
+
+def test_input_tags_make_the_line_again():
+    reading = Reading(time_ns=5, hashrate_ths=1.0)
+    made = reading_metrics(device(), reading)[0]
+    assert made.line().startswith("miner,group=room\\ 1,mac=")
+    made.add_tags({"site": "north", "mac": "ignored"})
+    assert ",site=north " in made.line() and made.tags["mac"] == "aa:bb:cc:00:11:22"
+    made.fields = {"x": 1.0}
+    assert made.line().endswith(" x=1.0 5")
+
+
+def test_stopped_fans_and_fanless_models():
+    stopped = reading_metrics(device(), Reading(time_ns=1, fans_rpm=[5000, 0], cooling="air"))
+    assert stopped[0].fields["fan_rpm_min"] == 0 and stopped[0].fields["fan_count"] == 2
+    assert stopped[0].fields["cooling"] == "air"
+    hydro = reading_metrics(device(), Reading(time_ns=1, cooling="hydro"))[0].fields
+    assert hydro["fan_count"] == 0 and hydro["cooling"] == "hydro"
+    assert "fan_rpm_min" not in hydro
+    unknown = reading_metrics(device(), Reading(time_ns=1))[0].fields
+    assert "fan_count" not in unknown and "cooling" not in unknown  # absent means unknown

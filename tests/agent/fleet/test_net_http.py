@@ -413,3 +413,107 @@ async def test_web_client_answers_the_digest_challenge(serve):
     assert len(seen) == 2  # challenged once, then answered ...
     assert await client.json("127.0.0.1", "/cgi-bin/get_system_info.cgi")
     assert len(seen) == 3  # ... and the challenge is reused pre-emptively
+
+
+# -- kept connections and the port check's connections ------------------------------------------
+
+
+def line_server(accepted: list[int], received: list[bytes], *, close_after: bool = False,
+                answer: bool = True) -> Handler:
+    """Answers each newline-ended request with ``ok <request>`` on the same connection
+    (``close_after``: then closes, like a one-request API; ``answer``: False reads and hangs
+    up without a word)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            received.append(line)
+            if not answer:
+                break
+            writer.write(b"ok " + line)
+            await writer.drain()
+            if close_after:
+                break
+        writer.close()
+
+    return handler
+
+
+def whole_line(buffer: bytearray) -> bool:
+    return buffer.endswith(b"\n")
+
+
+async def test_a_kept_connection_carries_the_next_reads(serve):
+    accepted: list[int] = []
+    received: list[bytes] = []
+    port = await serve(line_server(accepted, received))
+    net = Net(4, 1.0, 5.0)
+    for n in range(3):
+        reply = await net.exchange("127.0.0.1", port, b"r%d\n" % n, complete=whole_line,
+                                   keep=True)
+        assert reply == b"ok r%d\n" % n
+    assert len(accepted) == 1 and net.reused == 2 and net.idle == 1
+    assert net.open_now == 0 and net._slots.free == 4  # idle connections hold no slot
+    await net.close()
+    assert net.idle == 0
+
+
+async def test_a_connection_the_device_closed_is_replaced_for_reads_only(serve):
+    accepted: list[int] = []
+    received: list[bytes] = []
+    port = await serve(line_server(accepted, received, close_after=True))
+    net = Net(4, 1.0, 5.0)
+    assert await net.exchange("127.0.0.1", port, b"a\n", complete=whole_line,
+                              keep=True) == b"ok a\n"
+    await asyncio.sleep(0.05)  # the device hangs up after each answer (the mdk mock's way)
+    assert await net.exchange("127.0.0.1", port, b"b\n", complete=whole_line,
+                              keep=True) == b"ok b\n"
+    assert len(accepted) == 2 and received == [b"a\n", b"b\n"]
+
+
+async def test_the_port_check_connection_carries_the_first_question(serve):
+    accepted: list[int] = []
+    received: list[bytes] = []
+    port = await serve(line_server(accepted, received, close_after=True))
+    closed = free_port()
+    net = Net(4, 1.0, 5.0)
+    assert await net.open_ports("127.0.0.1", [port, closed], keep=True) == {port}
+    assert await net.exchange("127.0.0.1", port, b"q\n", complete=whole_line) == b"ok q\n"
+    assert len(accepted) == 1 and net.reused == 1
+    # one nobody used is closed by drop_fresh: the device sees the connection end
+    await net.open_ports("127.0.0.1", [port], keep=True)
+    await asyncio.sleep(0.05)
+    net.drop_fresh("127.0.0.1", [port])
+    assert not net._fresh and len(accepted) == 2 and net.open_now == 0
+
+
+async def test_a_write_on_a_connection_lost_before_any_answer_is_not_sent_twice(serve):
+    accepted: list[int] = []
+    received: list[bytes] = []
+    port = await serve(line_server(accepted, received, answer=False))
+    net = Net(4, 1.0, 5.0)
+    await net.open_ports("127.0.0.1", [port], keep=True)
+    with pytest.raises(DeviceError, match="lost before any answer"):
+        await net.exchange("127.0.0.1", port, b"reboot\n", complete=whole_line)
+    assert received == [b"reboot\n"]  # once: the device may have done it
+    # a read is asked again on a new connection (here it gets nothing there either)
+    await net.open_ports("127.0.0.1", [port], keep=True)
+    assert await net.exchange("127.0.0.1", port, b"status\n", complete=whole_line,
+                              keep=True) == b""
+    assert received == [b"reboot\n", b"status\n", b"status\n"]
+
+
+async def test_kept_connections_nobody_uses_are_given_back(serve):
+    accepted: list[int] = []
+    received: list[bytes] = []
+    port = await serve(line_server(accepted, received))
+    net = Net(4, 1.0, 5.0)
+    await net.exchange("127.0.0.1", port, b"a\n", complete=whole_line, keep=True)
+    assert net.close_idle(unused_for=3600) == 0 and net.idle == 1  # used a moment ago
+    assert net.close_idle(unused_for=0) == 1 and net.idle == 0
+    assert await net.exchange("127.0.0.1", port, b"b\n", complete=whole_line,
+                              keep=True) == b"ok b\n"
+    assert len(accepted) == 2

@@ -186,3 +186,33 @@ async def test_settings_are_read_every_nth_poll_spread_over_the_farm(registry, t
             assert sum(d.requests for d in sim.sims) - writes_before == 4 * len(ips)
         finally:
             await fleet.close()
+
+
+# -- readings from every firmware variant (issue 11, item 10) ----------------------------------
+
+
+async def test_a_stopped_fan_reads_zero_and_a_hydro_model_has_no_fans(registry, tmp_path):
+    net = block()
+    ips = [f"{net}1", f"{net}2", f"{net}3"]
+    async with family(registry, "antminer", ips[:1], models=["Antminer S21"],
+                      quirks_by_ip={ips[0]: ["fan_stopped"]}), \
+            family(registry, "antminer", ips[1:2], models=["Antminer S21 Hyd."]), \
+            family(registry, "antminer", ips[2:], models=["Antminer S21"], rpc_port=4029,
+                   quirks_by_ip={ips[2]: ["fan_stopped"]}):
+        agent = make_agent(registry, config_text(ips[0], ips[2], tmp_path,
+                                                 cgminer="port = 4029"))
+        sink: list = []
+        fleet = await sweep(agent, sink)
+        try:
+            stopped, hydro, by_cgi = (fleet.inventory.at(ip) for ip in ips)
+            for device in (stopped, by_cgi):  # RPC stats, and the CGIs where RPC is closed
+                assert device.reading.cooling == "air"
+                assert len(device.reading.fans_rpm) == 4 and device.reading.fans_rpm[1] == 0
+            assert by_cgi.mac in fleet.driver_for(by_cgi).no_rpc
+            assert hydro.model == "Antminer S21 Hyd." and hydro.reading.fans_rpm == []
+            assert hydro.reading.cooling == "hydro"
+            rows = {m.tags["mac"]: m.fields for m in sink if m.name == "miner"}
+            assert rows[stopped.mac]["fan_rpm_min"] == 0 and rows[stopped.mac]["fan_count"] == 4
+            assert rows[hydro.mac]["fan_count"] == 0 and rows[hydro.mac]["cooling"] == "hydro"
+        finally:
+            await fleet.close()

@@ -35,7 +35,7 @@ json_values = st.recursive(
 KEYS = ["SUMMARY", "STATS", "POOLS", "DEVS", "VERSION", "DEVDETAILS", "STATUS", "GHS 5s",
         "MHS av", "chain_acn1", "chain_rate1", "temp_pcb1", "fan1", "rate_unit", "URL", "POOL",
         "Stratum Active", "chain", "fan", "status", "rate_5s", "Type", "PROD", "MAC",
-        "bitmain-work-mode", "pools"]
+        "bitmain-work-mode", "pools", "fan_num", "fan2", "fan5", "MHS 15m", "GHS 1m"]
 shaped = st.recursive(
     json_values,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS), inner,
@@ -94,6 +94,33 @@ def test_repairs_undo_every_quirk(body, quirks):
     wire = device._wire(reply)
     decoded = rpc.decode(wire)
     assert decoded["LIST"][0].keys() == body.keys() or "newlines" in quirks
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.integers(-2, 20), st.text(max_size=3)),
+       st.dictionaries(st.integers(1, 16), st.one_of(st.none(), st.integers(-10, 9000),
+                                                    st.text(max_size=4)), max_size=16))
+def test_bitmain_fans_keep_stopped_ones_and_never_invent_any(fan_num, speeds):
+    stats = {"STATS": [{}, {"fan_num": fan_num, **{f"fan{i}": v for i, v in speeds.items()}}]}
+    fans = parse_bmminer_stats(stats).get("fans_rpm", [])
+    assert all(isinstance(f, int) and f >= 0 for f in fans)
+    count = as_float(fan_num)
+    if count is not None and 0 <= count <= 16:
+        assert len(fans) <= count
+    else:  # without fan_num a 0 cannot be told from an empty slot: only turning fans
+        assert all(f > 0 for f in fans)
+
+
+def test_bitmain_fans_by_firmware():
+    def fans(block):
+        return parse_bmminer_stats({"STATS": [{}, block]})["fans_rpm"]
+
+    assert fans({"fan_num": 4, "fan1": 6000, "fan2": 0, "fan3": 5040, "fan4": 5040}) == [
+        6000, 0, 5040, 5040]  # S19 with a dead fan
+    assert fans({"fan_num": 2, "fan1": 0, "fan2": 0, "fan3": 0, "fan4": 0, "fan5": 4200,
+                 "fan6": 0}) == [4200, 0]  # S9 numbering, a dead fan
+    assert fans({"fan_num": 0}) == []  # hydro
+    assert fans({"fan1": 6000, "fan2": 0}) == [6000]  # no fan_num: a 0 may be an empty slot
 
 
 @pytest.mark.parametrize(("value", "unit", "ths"), [

@@ -80,8 +80,10 @@ database = "{db}"
             assert row["firmware"] == profile.fw_ver
             if profile.fans:
                 assert row["fan_count"] == 2 and row["fan_rpm_min"] > 4000
-            else:
-                assert row.get("fan_count") is None
+                assert row["cooling"] == "air"
+            else:  # M56S: an immersion model, no fans of its own
+                assert row["fan_count"] == 0 and row["cooling"] == "immersion"
+                assert row.get("fan_rpm_min") is None
             assert row["error_count"] == len(state.errors)
         assert rows[a.devices[2]["mac"].lower()]["errors"] == "218 (since 2024-06-15 10:30:00)"
         assert rows[b.devices[0]["mac"].lower()]["group"] == "B"

@@ -32,7 +32,13 @@ from webbo.plugins.inputs.whatsminer.crypto import (
     v3_token,
 )
 from webbo.plugins.inputs.whatsminer.errors import NotAllowed
-from webbo.plugins.inputs.whatsminer.normalise import error_codes, v2_reading, v3_reading
+from webbo.plugins.inputs.whatsminer.normalise import (
+    cooling_of,
+    error_codes,
+    v2_hashing,
+    v2_reading,
+    v3_reading,
+)
 from webbo.plugins.inputs.whatsminer.wire import frame, split_frames, unframe
 
 # -- reference §3.4: the worked v2 vector ------------------------------------------------------
@@ -153,24 +159,28 @@ def test_unframe_fails_only_as_garbled(raw):
         pass
 
 
-@given(json_values, json_values, json_values, json_values, json_values, json_values)
+@given(json_values, json_values, json_values, json_values, json_values, json_values,
+       st.text(max_size=12))
 @settings(max_examples=300, deadline=None)
-def test_v2_normaliser_never_crashes(summary, devs, pools, status, info, errors):
+def test_v2_normaliser_never_crashes(summary, devs, pools, status, info, errors, model):
+    if isinstance(summary, dict):
+        assert v2_hashing(summary) in (True, False)
     for s in (summary, {"SUMMARY": [summary]}, {"Msg": summary}):
         try:
-            reading = v2_reading(1, s, devs, pools, status=status, info=info, errors=errors)
+            reading = v2_reading(1, s, devs, pools, status=status, info=info, errors=errors,
+                                 psu=info, model=model)
         except GarbledReply:
             continue
         assert isinstance(reading, Reading)
         msgspec.json.encode(reading)
 
 
-@given(json_values, json_values, json_values, json_values)
+@given(json_values, json_values, json_values, json_values, st.text(max_size=12))
 @settings(max_examples=300, deadline=None)
-def test_v3_normaliser_never_crashes(summary, edevs, info, setting):
+def test_v3_normaliser_never_crashes(summary, edevs, info, setting, model):
     for status in (summary, {"summary": summary, "pools": edevs}):
         try:
-            reading = v3_reading(1, status, edevs, info=info, setting=setting)
+            reading = v3_reading(1, status, edevs, info=info, setting=setting, model=model)
         except GarbledReply:
             continue
         assert isinstance(reading, Reading)
@@ -225,3 +235,13 @@ def test_config_defaults_secret_and_checks(registry):
                         ("port = 0", "port"), ('write_timeout = "0s"', "write_timeout")):
         with pytest.raises(ConfigError, match=rf"inputs\.whatsminer\[0\]\.{where}"):
             _config(registry, body)
+
+
+@pytest.mark.parametrize(("model", "liquid", "cooling"), [
+    ("M30S_VE10", None, "air"), ("M50_VH50", False, "air"), ("M60_VK40", None, "air"),
+    ("M53S_VH30", True, "hydro"), ("M33S++_VG40", None, "hydro"),
+    ("M56S_VH30", True, "immersion"), ("M66S", None, "immersion"),
+    ("Whatsminer", True, "hydro"), ("Whatsminer", "false", "air"), ("", None, None),
+])
+def test_cooling_from_the_model_series_or_the_liquid_flag(model, liquid, cooling):
+    assert cooling_of(model, liquid) == cooling

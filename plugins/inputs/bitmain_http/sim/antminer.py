@@ -1,7 +1,9 @@
 """Simulated Antminers (stock firmware): bmminer's RPC on 4028 and the lighttpd CGI web
 interface with digest auth, byte for byte as reference §1 and §2 describe them.
 
-Models: Antminer S19, S19j Pro, S19 XP, S21, T21. Each device has a stable MAC, serial and
+Models: Antminer S19, S19j Pro, S19 XP, S21, T21 (the default mix), and S21 Hyd., a hydro
+model without fans (``fan_num`` 0), when ``extra["models"]`` names it. Each device has a stable
+MAC, serial and
 hostname, hash boards whose hashrate and temperatures drift smoothly (values change every
 5 seconds, like the firmware's "5s" averages, so RPC and CGI readers agree), fans that follow
 the load, and state that control changes and keeps:
@@ -13,6 +15,10 @@ the load, and state that control changes and keeps:
 * pools: posted pools persist (RPC ``pools`` shows them, without passwords);
 * the locate LED (``blink.cgi`` / ``get_blink_status.cgi``);
 * reboot: the device goes away for ``extra["reboot_seconds"]`` and comes back with uptime 0.
+
+Firmware variants (``extra["quirks"]`` shares or ``quirks_by_ip``, besides the §1.4 quirks):
+``fan_stopped`` — one fan of the miner stands still and reads 0 rpm (``fan2``; ``fan_num``
+still counts it), as a dead fan does.
 
 ``set_miner_conf.cgi`` takes ``extra["conf_delay"]`` seconds (real firmware: up to ~21 s).
 """
@@ -46,7 +52,7 @@ from webbo.plugins.common.rpc4028.sim_server import (
 from webbo.plugins.common.simpower import LOADS, PowerModel, PowerTiming
 from webbo.plugins.inputs.bitmain_http.sim.digest_server import DigestServer
 
-__all__ = ["MODELS", "AntminerSim", "SimAntminer", "start"]
+__all__ = ["DEFAULT_MODELS", "MODELS", "VARIANTS", "AntminerSim", "SimAntminer", "start"]
 
 REALM = "antMiner Configuration"
 _json = msgspec.json.Encoder()
@@ -83,7 +89,14 @@ MODELS: dict[str, Model] = {m.name: m for m in (
           "FR-1.12(251009-S21)", "uart_trans.1.3", "THQIN", power_w=3500),
     Model("Antminer T21", 108, 190.0, 490, 4, True, "Fri Aug 15 10:20:31 CST 2025",
           "FR-1.10(250815-T21)", "uart_trans.1.3", "TKZZD", power_w=3610),
+    Model("Antminer S21 Hyd.", 216, 335.0, 500, 0, True, "Thu Oct  9 18:55:45 CST 2025",
+          "FR-1.12(251009-S21Hyd)", "uart_trans.1.3", "THHYD", power_w=5360),
 )}
+DEFAULT_MODELS = ("Antminer S19", "Antminer S19j Pro", "Antminer S19 XP", "Antminer S21",
+                  "Antminer T21")
+"""The mix of a farm that names no models (the hydro model only when asked for)."""
+VARIANTS = ("fan_stopped",)
+"""Firmware variants this family shows, besides the §1.4 quirks of every 4028 device."""
 BOARDS = 3
 ANTMINER_OUI = "E0:A5:09"  # a Bitmain vendor prefix seen on control boards
 IDLE_W = 30
@@ -221,6 +234,8 @@ class SimAntminer(HttpDevice):
         fans = [0 if j < dead_fans else int(base_fan + 180 * _wave(t, 127, p[j % 8]) -
                                             90 * (j >= 2))
                 for j in range(self.model.fans)]
+        if "fan_stopped" in self.quirks and len(fans) > 1:
+            fans[1] = 0
         total = sum(b["rate"] for b in boards)
         elapsed = self.elapsed_at(now)
         snap = {
@@ -559,8 +574,8 @@ def quirks_for(addresses: list[str], options: SimOptions, family: str
     rng = random.Random(f"{options.seed}:{family}:quirks")
     chosen: dict[str, set[str]] = {}
     for quirk, share in sorted(dict(options.extra.get("quirks", {})).items()):
-        if quirk not in QUIRKS:
-            raise ValueError(f"unknown quirk {quirk!r} (known: {', '.join(QUIRKS)})")
+        if quirk not in QUIRKS and quirk not in VARIANTS:
+            continue  # another family's quirk (the shares are shared by every family)
         for ip in rng.sample(addresses, round(len(addresses) * float(share))):
             chosen.setdefault(ip, set()).add(quirk)
     for ip, quirks in dict(options.extra.get("quirks_by_ip", {})).items():
@@ -615,7 +630,7 @@ async def start(addresses: list[str], options: SimOptions) -> AntminerSim:
     ``options.http_port``. ``extra["models"]`` limits the mix of models."""
     addresses = check_loopback(addresses)
     extra = options.extra
-    names = list(extra.get("models") or MODELS)
+    names = list(extra.get("models") or DEFAULT_MODELS)
     for name in names:
         if name not in MODELS:
             raise ValueError(f"unknown Antminer model {name!r} (known: {', '.join(MODELS)})")

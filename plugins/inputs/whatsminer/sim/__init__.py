@@ -10,8 +10,10 @@ Family options, in ``SimOptions.extra["whatsminer"]`` (all optional)::
 
     password        v2 admin password of every miner (default "admin")
     v3_password     password of account "super" (default "super")
-    profiles        model keys to use, e.g. ["m60"] (default: all, in turn)
+    profiles        model keys to use, e.g. ["m60"] (default: DEFAULT_PROFILES, in turn;
+                    "m53s" is a hydro model outside that mix)
     faults_by_ip    {"127.4.0.9": "silent", ...}: exact faults, over SimOptions.faults
+    quirks_by_ip    {"127.4.0.9": ["no_status"], ...}: exact quirks, over the shares
     reboot_seconds  how long a reboot keeps the miner away (default 5)
     slow_seconds    how late the "slow" fault answers (default 3)
     clock           a :class:`SimClock` to share (tests move it forward to age tokens)
@@ -23,9 +25,15 @@ draw at that share of the power limit.
 Faults (``SimOptions.faults`` shares or ``faults_by_ip``): ``silent``, ``garbage``, ``slow``,
 ``refuse``, ``half``, ``oversized`` (400 error codes, a reply the firmware cuts at 8 KiB) and
 ``write_disabled`` (the API switch off: "can't access write cmd"). Quirk shares
-(``SimOptions.extra["quirks"]``, as ``webbo simulate --quirks`` passes them): ``no_multi``,
-``trailing_comma``, ``newlines``, ``strings``. Names of other families' faults and quirks are
-left to them.
+(``SimOptions.extra["quirks"]``, as ``webbo simulate --quirks`` passes them): the broken JSON
+of some builds, ``no_multi``, ``trailing_comma``, ``newlines``, ``strings``, and the firmware
+variants a reader must cope with (reference §3.2: each firmware sends what it sends):
+``no_mhs_1m`` (a summary without ``MHS 1m``, v3 without ``hash-1min``), ``no_status`` (no
+``status`` command: "invalid cmd"), ``no_psu_fan`` (a summary without ``Power Fanspeed``; the PSU
+fan is in ``get_psu``), ``fan_stopped`` (one fan stands still and reads 0) and, on API v3,
+``status_documented_only`` (``get.miner.status`` takes only the params the vendor documents:
+``summary+pools+edevs`` is refused). Names of other families' faults and quirks are left to
+them.
 """
 
 from __future__ import annotations
@@ -36,14 +44,15 @@ from typing import Any
 
 from webbo.agent.plugin import SimOptions
 from webbo.plugins.common.simpower import LOADS, PowerTiming
-from webbo.plugins.inputs.whatsminer.sim.profiles import PROFILES, Profile
+from webbo.plugins.inputs.whatsminer.sim.profiles import DEFAULT_PROFILES, PROFILES, Profile
 from webbo.plugins.inputs.whatsminer.sim.servers import DeviceServers
 from webbo.plugins.inputs.whatsminer.sim.state import SimClock, SimDevice
 
 __all__ = ["FAULTS", "PROFILES", "SimClock", "SimDevice", "WhatsminerSimulation", "start"]
 
 FAULTS = ("silent", "garbage", "slow", "refuse", "half", "oversized", "write_disabled")
-WIRE_QUIRKS = ("no_multi", "trailing_comma", "newlines", "strings")
+WIRE_QUIRKS = ("no_multi", "trailing_comma", "newlines", "strings", "no_mhs_1m", "no_status",
+               "no_psu_fan", "fan_stopped", "status_documented_only")
 """The ``--quirks`` of ``webbo simulate`` that btminer builds show (the others are other
 makes' and ignored here)."""
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
@@ -104,7 +113,7 @@ async def start(addresses: list[str], options: SimOptions) -> WhatsminerSimulati
     family = options.extra.get("whatsminer") or {}
     if not isinstance(family, dict):
         raise ValueError('SimOptions.extra["whatsminer"] must be a table of options')
-    keys = family.get("profiles") or list(PROFILES)
+    keys = family.get("profiles") or list(DEFAULT_PROFILES)
     unknown = [k for k in keys if k not in PROFILES]
     if unknown:
         raise ValueError(f"unknown Whatsminer profiles {unknown}; known: {sorted(PROFILES)}")
@@ -119,6 +128,11 @@ async def start(addresses: list[str], options: SimOptions) -> WhatsminerSimulati
     quirks = options.extra.get("quirks")
     quirk_shares = {k: v for k, v in (quirks if isinstance(quirks, dict) else {}).items()
                     if k in WIRE_QUIRKS}
+    quirks_by_ip = {_loopback(ip): frozenset(q) for ip, q in
+                    (family.get("quirks_by_ip") or {}).items()}
+    odd = sorted({q for qs in quirks_by_ip.values() for q in qs if q not in WIRE_QUIRKS})
+    if odd:
+        raise ValueError(f"unknown Whatsminer quirks {odd}; known: {', '.join(WIRE_QUIRKS)}")
     clock = family.get("clock") or SimClock()
     sim = WhatsminerSimulation(clock)
     reboot_seconds = float(family.get("reboot_seconds", options.extra.get("reboot_seconds", 5)))
@@ -132,13 +146,14 @@ async def start(addresses: list[str], options: SimOptions) -> WhatsminerSimulati
             profile = profiles[(index + options.seed) % len(profiles)]
             fault = faults_by_ip.get(ip) or pick_fault(options.seed, ip, fault_shares)
             quirk = pick_fault(options.seed, f"{ip}:quirk", quirk_shares)
+            own = quirks_by_ip.get(ip, frozenset()) | ({quirk} if quirk else set())
             device = SimDevice(
                 ip=ip, profile=profile, mac=make_mac(ip), clock=clock, seed=options.seed,
                 serial=f"HTM{profile.model[:3]}{ipaddress.IPv4Address(ip).packed.hex().upper()}",
                 password=str(family.get("password", "admin")),
                 v3_password=str(family.get("v3_password", "super")), fault=fault,
                 write_enabled=fault != "write_disabled",
-                wire_quirks=frozenset({quirk} if quirk else ()), power_timing=timing)
+                wire_quirks=frozenset(own), power_timing=timing)
             servers = DeviceServers(device, http_port=options.http_port,
                                     reboot_seconds=reboot_seconds, slow_seconds=slow_seconds)
             await servers.listen()

@@ -11,13 +11,17 @@ generations differ the way real ones do (reference §3.1–§3.2, §1.4):
 * ``encrypted_errors``: refusals of encrypted writes come back encrypted (other builds send
   them in clear);
 * v3 firmware (2024-11 on) answers API v3 on 4433 and v2 *reads* on 4028.
+
+M56S is an immersion model and M53S a hydro one (MicroBT's M_3_ and M_6_ series): no fans of
+their own, both fan fields read 0 and ``Liquid Cooling`` is true. M53S is not in the default
+mix (:data:`DEFAULT_PROFILES`); name it in ``profiles`` to run it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["PROFILES", "Profile"]
+__all__ = ["DEFAULT_PROFILES", "PROFILES", "Profile"]
 
 
 @dataclass(frozen=True)
@@ -62,4 +66,9 @@ PROFILES: dict[str, Profile] = {p.key: p for p in (
     Profile("m56s-v3", "M56S_VH30", 4, 152, 212000.0, 5550, 5800, False, "v3",
             "3.0.3", "20250110.12.REL", freq_mhz=590,
             chip="K88Z002-2212 BINV03-196504A"),
+    Profile("m53s", "M53S_VH30", 4, 160, 226000.0, 6554, 6800, False, "v2",
+            "2.0.5", "20240624.18.REL", freq_mhz=600,
+            chip="K88Z002-2212 BINV03-196504A"),
 )}
+DEFAULT_PROFILES = ("m30s", "m50", "m56s", "m60", "m56s-v3")
+"""The models of a farm that names none, in turn."""

@@ -93,6 +93,10 @@ def summary(d: SimDevice) -> dict[str, Any]:
         fields["Error Code Count"] = len(d.errors)
         for i, code in enumerate(d.errors):
             fields[f"Error Code {i}"] = int(code)
+    if "no_mhs_1m" in d.quirks:  # a build that reports 5 s, 5 min, 15 min, RT and average
+        del fields["MHS 1m"]
+    if "no_psu_fan" in d.quirks:  # a build whose summary leaves the PSU fan to get_psu
+        del fields["Power Fanspeed"]
     if "strings" in d.quirks:  # numbers sent as strings
         fields = {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
                   for k, v in fields.items()}
@@ -118,6 +122,8 @@ def devs(d: SimDevice) -> dict[str, Any]:
             "Chip Temp Min": low, "Chip Temp Max": high, "Chip Temp Avg": avg,
             "chip_vol_diff": 6,
         })
+        if "no_mhs_1m" in d.quirks:
+            del entries[-1]["MHS 1m"]
     return report(d, 9, f"{p.boards} ASC(s)", "DEVS", entries)
 
 
@@ -201,6 +207,8 @@ FLAT_READS: dict[str, Callable[[SimDevice], dict[str, Any]]] = {
 def render_read(d: SimDevice, cmd: str) -> bytes:
     """A read's bytes, with the firmware's quirks."""
     quirks = d.quirks
+    if cmd == "status" and "no_status" in quirks:  # a build without the command
+        return dumps(error(d, 14, "invalid cmd"))
     if cmd == "get_error_code":
         if "v1" in quirks:
             return dumps(error(d, 14, "invalid cmd"))

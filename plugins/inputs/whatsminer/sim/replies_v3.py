@@ -76,7 +76,7 @@ def summary(d: SimDevice) -> dict[str, Any]:
     chips = [d.chip_temps(b) for b in range(p.boards)]
     fan_in, fan_out = d.fan_speeds()
     power = d.power()
-    return {
+    summary = {
         "elapsed": d.elapsed(), "bootup-time": d.uptime(),
         "freq-avg": p.freq_mhz if d.mining else 0, "target-freq": d.target_freq_pct,
         "factory-hash": round(p.factory_ghs / 1000, 3), "hash-average": round(ths * 0.998, 3),
@@ -89,6 +89,9 @@ def summary(d: SimDevice) -> dict[str, Any]:
         "chip-temp-max": max(c[2] for c in chips), "power-limit": d.power_limit,
         "up-freq-finish": 1, "fan-speed-in": fan_in, "fan-speed-out": fan_out,
     }
+    if "no_mhs_1m" in d.quirks:  # the v3 build that leaves out the 1-minute average
+        del summary["hash-1min"]
+    return summary
 
 
 def pools(d: SimDevice) -> list[dict[str, Any]]:
@@ -125,9 +128,16 @@ def get_device_info(d: SimDevice, param: Any) -> Any:
     return {param: parts[param]}
 
 
+DOCUMENTED_STATUS = frozenset({"summary", "pools", "edevs", "summary+pools"})
+"""The ``get.miner.status`` params the vendor documents; a firmware with the
+``status_documented_only`` quirk refuses any other join (the three-part one)."""
+
+
 def get_miner_status(d: SimDevice, param: Any) -> Any:
     if not isinstance(param, str) or not param:
         raise Refused(-3, "param item is null")
+    if "status_documented_only" in d.quirks and param not in DOCUMENTED_STATUS:
+        raise Refused(-2, f"invalid param: {param}")
     makers: dict[str, Callable[[SimDevice], Any]] = {"summary": summary, "pools": pools,
                                                     "edevs": edevs}
     out = {}

@@ -191,11 +191,14 @@ class SimDevice:
         return round(temp - 6.5, 2), round(temp, 2), round(temp + 7.1, 2)
 
     def fan_speeds(self) -> tuple[int, int]:
+        """(intake, outlet) rpm; 0 for a model without fans, and for a stopped fan."""
         if not self.profile.fans:
             return 0, 0
         if not self.mining:
-            return 1200, 1170
-        return 5400 + self.rng.randint(-60, 60), 5280 + self.rng.randint(-60, 60)
+            fan_in, fan_out = 1200, 1170
+        else:
+            fan_in, fan_out = 5400 + self.rng.randint(-60, 60), 5280 + self.rng.randint(-60, 60)
+        return fan_in, 0 if "fan_stopped" in self.quirks else fan_out
 
     def psu_fan(self) -> int:
         return 0 if not self.profile.fans else 6300 + self.rng.randint(-50, 50)
