@@ -175,12 +175,13 @@ class WhatsminerDriver(MinerDriver):
         summaries = section(parts.get("summary"), "SUMMARY")
         summary = summaries[0] if summaries else {}
         firmware = str(summary.get("Firmware Version") or "").strip("'")
-        version_msg: dict[str, Any] = {}
+        # get_version (never joined by the firmware) is the only place API v1 shows, and v1
+        # has no power percent: asked beside get_miner_info, so the wait is one exchange.
+        version, info = await asyncio.gather(optional(api.read(ip, "get_version")),
+                                             optional(api.read(ip, "get_miner_info")))
+        version_msg = _dict(msg_of(version) if version else None)
         if not firmware:
-            version = await optional(api.read(ip, "get_version"))
-            version_msg = _dict(msg_of(version) if version else None)
             firmware = str(version_msg.get("fw_ver") or "").strip("'")
-        info = await optional(api.read(ip, "get_miner_info"))
         info_msg = _dict(msg_of(info) if info else None)
         mac = normalise_mac(info_msg.get("mac")) or normalise_mac(summary.get("MAC"))
         if mac is None:

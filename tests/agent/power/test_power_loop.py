@@ -105,7 +105,7 @@ async def test_budget_step_sheds_worst_first_then_restores_best_first(tmp_path, 
         for step_id, start in starts.items():
             assert start["feed"] and start["reason"].startswith(("over budget", "under budget"))
             assert set(ends[step_id]["results"]) == {m["mac"] for m in start["miners"]}
-            assert ends[step_id]["summary"]["ok"] == len(start["miners"])
+            assert ends[step_id]["summary"]["ok"] == len(start["miners"]), ends[step_id]["results"]
 
         # -- raise it again (to 85 %): the most efficient come back first ---------------------
         # (once every miner's dwell is over: a miner changed a moment ago waits its turn)
