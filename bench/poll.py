@@ -46,6 +46,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from webbo.agent.alerts.defaults import DEFAULT_RULES
 from webbo.agent.cli.simulate import raise_file_limit, spawn, stop
 from webbo.agent.core.agent import Agent
 from webbo.agent.core.buffer import MetricBuffer
@@ -112,6 +113,9 @@ def config_for(first: str, last: str, state: str, tables: list[tuple[str, dict[s
     for name, table in tables:
         text += f"[[inputs.{name}]]\n" + "".join(f"{k} = {_toml_value(v)}\n"
                                                  for k, v in table.items())
+    for rule in DEFAULT_RULES:  # the sample config's alert rules, on as when installed
+        text += "[[alerts.rules]]\n" + "".join(f"{k} = {_toml_value(v)}\n"
+                                               for k, v in rule.items())
     return text
 
 
@@ -200,19 +204,86 @@ async def listeners_cost(agent: Agent, metrics: list[Metric]) -> float | None:
     return time.process_time() - cpu0
 
 
-async def not_built_here(agent: Agent, metrics: list[Metric]) -> float | None:
-    return None
+async def alerts_cost(agent: Agent, metrics: list[Metric]) -> float | None:
+    """The alert engine's evaluation after this cycle's sweep, with the sample config's
+    default rules (:func:`config_for` gives the agent those, as an installed agent has)."""
+    from webbo.agent.alerts.engine import AlertEngine
+
+    engine = agent.service(AlertEngine)
+    if engine is None:
+        return None
+    gc.collect()
+    cpu0 = time.process_time()
+    engine.evaluate()
+    return time.process_time() - cpu0
+
+
+POWER_FEED_SERIAL = "10000000-20"
+
+
+async def power_cost(agent: Agent, metrics: list[Metric]) -> float | None:
+    """The power controller's decision for one cycle over this farm's miners as read: one
+    feed over the bench's range, its meter (config only, never opened) reporting the farm's
+    draw, the budget at 60 % of it, so the decision plans a step (``dry-run``: nothing sent)."""
+    from webbo.agent.power.controller import PowerController
+
+    fleet = agent.services["miners"]
+    devices = [d for d in fleet.inventory.devices() if d.reading is not None]
+    if not devices:
+        return None
+    text = agent.config_text + (
+        f'[[inputs.mercury]]\nport = "/dev/webbo-bench-none"\nserial_number = '
+        f'"{POWER_FEED_SERIAL}"\ndevice_model = "230"\n'
+        f'[power]\nmode = "dry-run"\n[[power.feeds]]\nname = "bench"\n'
+        f'meters = ["{POWER_FEED_SERIAL}"]\ngroups = ["bench"]\n'
+        f'budget_kw = 1000000\nlimit_kw = 1000000\n')
+    registry = default_registry()
+    config = parse_config(text, registry)
+    other = Agent(registry, config)
+    twin = other.services["miners"]
+    twin.configure(config)
+    for device in devices:
+        twin.inventory.by_mac[device.mac] = device
+        twin.inventory.by_ip[device.ip] = device
+    controller: PowerController = other.services["power"]
+    controller.inputs(config)
+    controller.state.path = None  # nothing written
+    watts = sum(d.reading.power_w or 3250.0 for d in devices)  # type: ignore[union-attr]
+    controller.on_metric(Metric("meter", {"serial": POWER_FEED_SERIAL},
+                                {"online": True, "power_active_w": watts}, time.time_ns()))
+    controller.set_budget("bench", round(watts / 1000 * 0.6, 1), None, "bench")
+    controller.assess_all()  # the first decision builds the per-miner profiles, once
+    controller.on_metric(Metric("meter", {"serial": POWER_FEED_SERIAL},
+                                {"online": True, "power_active_w": watts}, time.time_ns()))
+    gc.collect()
+    cpu0 = time.process_time()
+    controller.assess_all()
+    return time.process_time() - cpu0
+
+
+async def disk_buffer_cost(agent: Agent, metrics: list[Metric]) -> float | None:
+    """The cycle's metrics (what an output's buffer holds of them) appended to a disk buffer
+    and synced, as ``buffer = "disk"`` does: CPU of the agent's threads included."""
+    from pathlib import Path
+
+    from webbo.agent.core.disk_buffer import DiskBuffer
+
+    with tempfile.TemporaryDirectory() as folder:
+        buffer = DiskBuffer(Path(folder), 1 << 30, limit=len(metrics) + 1, flush_interval=10.0)
+        await buffer.opened()
+        gc.collect()
+        cpu0 = time.process_time()
+        for metric in metrics:
+            buffer.add(metric)
+        await buffer.close()  # writes what is pending and syncs
+        return time.process_time() - cpu0
 
 
 CYCLE_COSTS: dict[str, CycleCost] = {
     "metric listeners (all)": listeners_cost,
-    # Hooks for the work built in parallel (alerts: design §12, power: §13, durable outputs:
-    # §14). Each is to measure its CPU per cycle on this cycle's metrics — the rule evaluation
-    # after a sweep, the power controller's decision, appending the cycle to the disk buffer —
-    # and return the seconds (None: not on this branch). Replace the placeholder when merging.
-    "alert evaluation": not_built_here,
-    "power control": not_built_here,
-    "disk buffer": not_built_here,
+    "alert evaluation": alerts_cost,
+    "power control": power_cost,
+    "disk buffer": disk_buffer_cost,
 }
 
 
@@ -222,8 +293,10 @@ async def agent_cycle(devices: list[dict], tables: list[tuple[str, dict[str, Any
     first = min(devices, key=lambda d: tuple(int(x) for x in d["ip"].split(".")))["ip"]
     last = max(devices, key=lambda d: tuple(int(x) for x in d["ip"].split(".")))["ip"]
     with tempfile.TemporaryDirectory() as state:
-        config = parse_config(config_for(first, last, state, tables, concurrency), registry)
+        text = config_for(first, last, state, tables, concurrency)
+        config = parse_config(text, registry)
         agent = Agent(registry, config)
+        agent.config_text = text  # type: ignore[attr-defined]  (the power hook's twin)
         limit, batch = config.agent.metric_buffer_limit, config.agent.metric_batch_size
         sink = OutputSink(limit)
         gc.collect()
