@@ -3,15 +3,14 @@ filled from a simulated farm (Antminers, Whatsminers, generic cgminer devices, M
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import os
-import time
 
 import pytest
 from minerfarm import family, make_agent
 from project import ROOT
+from waiting import wait_for
 
 from webbo.agent.core.contract import SimOptions
 
@@ -39,15 +38,6 @@ def as_grafana_would(query: str) -> str:
             .replace("$__interval", "1s")
             .replace("$group", ".*").replace("$range", ".*").replace("$meter", ".*")
             .replace("$feed", ".*"))
-
-
-async def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.2)
-    return predicate()
 
 
 def test_the_dashboard_is_valid_json_with_influxql_targets():
@@ -117,13 +107,13 @@ database = "{db}"
             await agent.start(watch=False, signals=False)
             try:
                 fleet = agent.services["miners"]
-                assert await wait_for(lambda: fleet.sweeps >= 3 and len(fleet.inventory) == 8)
+                assert await wait_for(lambda: fleet.sweeps >= 3 and len(fleet.inventory) == 8, 60)
                 assert await wait_for(lambda: server.count("meter", "voltage_l1_v", db) >= 6)
                 assert await wait_for(lambda: server.count("power", "measured_kw", db) >= 2)
                 # One miner goes silent: the "offline" panels need one.
                 ants.by_ip[ips[1]].fault = "silent"
                 sweeps = fleet.sweeps
-                assert await wait_for(lambda: fleet.sweeps >= sweeps + 3)
+                assert await wait_for(lambda: fleet.sweeps >= sweeps + 3, 60)
                 assert await wait_for(
                     lambda: server.count("webbo_internal", "sweep_time_s", db) >= 2)
             finally:

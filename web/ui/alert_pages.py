@@ -220,19 +220,25 @@ async def rule_save(request: Request[Any, Any, Any]) -> Response[Any]:
     return redirect("/alerts?saved=1#rules")
 
 
-@post("/alerts/rules/delete", include_in_schema=False, status_code=303)
-async def rule_delete(request: Request[Any, Any, Any]) -> Response[Any]:
+async def _delete_named(request: Request[Any, Any, Any], tables: str, what: str
+                       ) -> Response[Any]:
+    """Remove the ``[[alerts.<tables>]]`` entry the form names (a rule or a channel)."""
     form = await _form(request)
     name = str(form.get("name", ""))
 
     def mutate(doc: Any) -> None:
-        remove_tables(doc, "alerts.rules", lambda t: t.get("name") == name)
+        remove_tables(doc, f"alerts.{tables}", lambda t: t.get("name") == name)
 
-    error = await _edit(request, "alerts/rules/delete", mutate, {"rule": name})
+    error = await _edit(request, f"alerts/{tables}/delete", mutate, {what: name})
     if error:
         return html(request, "alerts.html", 422, active="alerts",
                     **_values(request, message=error, message_kind="error"))
-    return redirect("/alerts?saved=1#rules")
+    return redirect(f"/alerts?saved=1#{tables}")
+
+
+@post("/alerts/rules/delete", include_in_schema=False, status_code=303)
+async def rule_delete(request: Request[Any, Any, Any]) -> Response[Any]:
+    return await _delete_named(request, "rules", "rule")
 
 
 @post("/alerts/channels/save", include_in_schema=False, status_code=303)
@@ -263,17 +269,7 @@ async def channel_save(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @post("/alerts/channels/delete", include_in_schema=False, status_code=303)
 async def channel_delete(request: Request[Any, Any, Any]) -> Response[Any]:
-    form = await _form(request)
-    name = str(form.get("name", ""))
-
-    def mutate(doc: Any) -> None:
-        remove_tables(doc, "alerts.channels", lambda t: t.get("name") == name)
-
-    error = await _edit(request, "alerts/channels/delete", mutate, {"channel": name})
-    if error:
-        return html(request, "alerts.html", 422, active="alerts",
-                    **_values(request, message=error, message_kind="error"))
-    return redirect("/alerts?saved=1#channels")
+    return await _delete_named(request, "channels", "channel")
 
 
 @post("/alerts/channels/test", include_in_schema=False, status_code=303)

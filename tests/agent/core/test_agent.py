@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 
 import pytest
 from plugins_for_tests import MemoryOutput, SlowInput
+from waiting import wait_for
 
 from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import ConfigError, load_config
@@ -27,15 +27,6 @@ def write(tmp_path, body: str):
     path = tmp_path / "webbo.toml"
     path.write_text(BASE + body)
     return path
-
-
-async def wait_for(predicate, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
 
 
 def names(metrics):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import time
 
 import pytest
 import structlog
 from servers import InfluxDB1, free_port
+from waiting import wait_for
 
 from webbo.agent.core import overflow
 from webbo.agent.core.agent import Agent
@@ -22,15 +22,6 @@ from webbo.agent.core.segments import scan
 def write(path, text):
     path.write_text(text)
     return path
-
-
-async def wait_for(predicate, timeout=30.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
 
 
 def config(tmp_path, url, db, *, series, buffer="disk", extra="", agent="", count=50):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from servers import InfluxDB1, free_port
+from waiting import wait_for
 
 from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import load_config
@@ -22,15 +22,6 @@ def write(tmp_path, text):
     path = tmp_path / "webbo.toml"
     path.write_text(text)
     return path
-
-
-async def wait_for(predicate, timeout=30.0, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
 
 
 async def test_10000_metrics_through_influxdb_v1(tmp_path, registry, influx_db):

@@ -4,7 +4,6 @@ session expiry, an adapter that vanishes and comes back, and reloads that leave 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import plugins_for_tests
 import pytest
+from waiting import wait_for
 
 from webbo.agent.core.agent import Agent
 from webbo.agent.core.config import load_config, to_json
@@ -25,15 +25,6 @@ from webbo.plugins.inputs.mercury.sim import bus as simulator
 DEMO = [{"serial_number": "32297700-17", "device_model": "230", "address": 1},
         {"serial_number": "43099131-20", "device_model": "230", "address": 131},
         {"serial_number": "47457598-22", "device_model": "230", "address": 98}]
-
-
-async def wait_for(predicate, timeout: float = 30.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return bool(predicate())
 
 
 def meter_table(port: str, meter: dict, **extra) -> str:
