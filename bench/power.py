@@ -52,7 +52,7 @@ def decision_config(miners: int, feeds: int, state: str) -> str:
     for f in range(feeds):
         lines.append(f'[[network.ip_range_groups]]\nname = "room {f}"\n'
                      f'[[network.ip_range_groups.ip_ranges]]\nname = "rack {f}"\n'
-                     f'first = "10.{f}.0.1"\nlast = "10.{f}.{per // 250 + 1}.250"\n')
+                     f'first = "127.{100 + f}.0.1"\nlast = "127.{100 + f}.{per // 250 + 1}.250"\n')
     lines.append("[[inputs.bitmain_http]]\n[[inputs.whatsminer]]\n")
     for f in range(feeds):
         lines.append(f'[[inputs.mercury]]\nport = "/dev/ttyUSB{f}"\n'
@@ -73,7 +73,7 @@ def made_up_miners(miners: int, feeds: int, network) -> list[Device]:
         group = network.ip_range_groups[f]
         place = group.ip_ranges[0]
         for i in range(per):
-            ip = f"10.{f}.{i // 250}.{i % 250 + 1}"
+            ip = f"127.{100 + f}.{i // 250}.{i % 250 + 1}"  # never contacted
             whatsminer = i % 2 == 0
             ths = rng.uniform(90, 210)
             watts = ths * rng.uniform(18, 38)
