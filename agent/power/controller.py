@@ -408,6 +408,17 @@ class PowerController:
     def _alert(self, runtime: FeedRuntime, feed: FeedConfig, result: Assessment,
                stale: bool) -> None:
         now = time.time()
+        if not stale:
+            runtime.unmeasured_since = None
+        else:
+            if runtime.unmeasured_since is None:
+                runtime.unmeasured_since = now
+            # A meter not read yet (the agent has just started, or the feed is new) holds the
+            # feed at once but alerts only once it has stayed unread for stale_after, like a
+            # reading that went stale; a start is not an incident.
+            if result.measured.note[0] == "no_reading" and \
+                    now - runtime.unmeasured_since < float(self.section.stale_after):
+                stale = runtime.stale_since is not None
         was_stale = runtime.stale_since is not None
         if stale != was_stale:
             runtime.stale_since = now if stale else None

@@ -112,6 +112,8 @@ class FeedRuntime:
     problem: str = ""
     problem_note: tuple[str, dict[str, Any]] = ("", {})
     stale_since: float | None = None
+    unmeasured_since: float | None = None
+    """Since when the feed has had no fresh reading (held), alerted or not yet."""
     over_since: float | None = None
     dry_key: tuple[Any, ...] = ()
     last_step: dict[str, Any] | None = None

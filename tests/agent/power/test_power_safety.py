@@ -210,6 +210,8 @@ async def test_a_stale_meter_fires_the_alert_and_an_answer_resolves_it(tmp_path,
         engine = pf.agent.service(engine_module.AlertEngine)
         assert engine is not None
         name = pf.feeds[0]["name"]
+        # the start, before the meter's first reading, is not an incident
+        assert not [e for e in engine.recent(limit=100) if e["rule"] == "feed meter stale"]
 
         def firing(rule: str) -> list:
             return [a for a in engine.alerts() if a.rule == rule and a.status == "firing"]
