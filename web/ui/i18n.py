@@ -507,6 +507,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "al.ev.firing": ("сработало", "fired"),
     "al.ev.resolved": ("восстановлено", "resolved"),
     "al.ev.ended": ("правило убрано", "rule removed"),
+    "al.ev.repeat": ("напоминание", "reminder"),
     "al.rules": ("Правила", "Rules"),
     "al.r.none": ("Правил нет.", "No rules."),
     "al.r.name": ("Название", "Name"),

@@ -68,6 +68,11 @@ last = "{last}"
 
 [[inputs.bitmain_http]]
 web_port = {HTTP_PORT}
+
+[[alerts.rules]]
+name = "offline"
+condition = "miner_offline"
+threshold = 2
 """
 
 
@@ -388,6 +393,40 @@ async def test_a_site_cannot_publish_as_another(cluster: Stack):
 
 
 # -- the hub's pages in a real browser -------------------------------------------------------
+
+
+async def test_a_sites_alert_reaches_the_hub_and_its_sites_page(cluster: Stack):
+    """A site's own alert engine (the rule in its webbo.toml) raises an alert when one of its
+    miners goes silent; the site link relays every event to the hub, whose Sites page shows it
+    as an alert (event, severity, rule, miner), then its resolution."""
+    import aiohttp
+    from ui_helpers import PASSWORD, login
+
+    ip = farm_of("spb-2")[0]
+    miner = cluster.sims["spb-2"].by_ip[ip]
+    alerts = hub_of(cluster).alerts
+
+    def events(kind: str) -> list[dict]:
+        return [a for a in list(alerts) if a["site"] == "spb-2"
+                and a["alert"].get("rule") == "offline" and a["alert"].get("event") == kind]
+
+    miner.fault = "silent"
+    try:
+        await until(cluster, lambda: events("firing"), 60, "spb-2's alert at the hub")
+    finally:
+        miner.fault = ""
+    fired = events("firing")[0]["alert"]
+    assert fired["severity"] == "warning" and fired["labels"]["ip"] == ip
+    await until(cluster, lambda: events("resolved"), 60, "its resolution at the hub")
+    await until(cluster, lambda: ok_miners(cluster, "spb-2") == PER_SITE, 60, "spb-2 back")
+    cluster.web.store.set_password("miner", PASSWORD)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        assert (await login(session, cluster.url)).status == 303
+        async with session.get(cluster.url + "/ui/sites/table") as answer:
+            assert answer.status == 200
+            page = await answer.text()
+    assert "al-ev-firing" in page and "al-ev-resolved" in page and "sev-warning" in page
+    assert f"offline · {fired['key']}" in page
 
 
 async def test_the_hubs_pages_show_every_site(cluster: Stack):
