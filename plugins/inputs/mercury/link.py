@@ -43,6 +43,8 @@ _TIMING = (
 
 USB_ALLOWANCE = 0.1
 """Extra reply wait for USB adapters (FTDI latency timer 16 ms, scheduling on a busy host)."""
+ECHO_ONLY = "only the echo of the request came back"
+"""Said of a failed exchange where an echoing adapter's copy of the request was all there was."""
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
@@ -335,7 +337,7 @@ class SerialLink:
             self.stats.timeouts += 1
             notes = []
             if echoed:
-                notes.append("only the echo of the request came back")
+                notes.append(ECHO_ONLY)
             if stray:
                 notes.append(f"{stray} bytes of another meter's late answer")
             note = f" ({'; '.join(notes)})" if notes else ""

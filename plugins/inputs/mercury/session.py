@@ -23,7 +23,7 @@ import structlog
 from webbo.agent.plugin import DeviceError
 from webbo.plugins.inputs.mercury import protocol as p
 from webbo.plugins.inputs.mercury.config import MercuryConfig
-from webbo.plugins.inputs.mercury.link import BadFrame, NoAnswer, SerialLink
+from webbo.plugins.inputs.mercury.link import ECHO_ONLY, BadFrame, NoAnswer, SerialLink
 
 SESSION_SECONDS = 240.0
 SESSION_MARGIN = 15.0
@@ -321,7 +321,7 @@ class MeterSession:
         try:
             await self.identify()
         except NoAnswer as exc:
-            hint = self._no_answer_hint(echo_only)
+            hint = self._no_answer_hint(echo_only, str(exc))
             raise NoAnswer(f"{exc}{hint}") from None
         await self.open()
         variant = await self.read_variant()
@@ -343,11 +343,13 @@ class MeterSession:
         assert self.state.serial is not None and self.state.encoding is not None
         return ProbeResult(self.state.serial, self.state.encoding, variant, sample, notes)
 
-    def _no_answer_hint(self, test_answered: bool) -> str:
+    def _no_answer_hint(self, test_answered: bool, said: str) -> str:
         digits = self.config.digits
         hints: list[str] = []
-        if test_answered and self.link.echoes is not False:
-            hints.append("only the adapter's echo came back")
+        # The link says so itself when it saw the echo in the failed exchange; whether it did
+        # depends on how the bytes arrived, so the hint fills in when it did not.
+        if test_answered and self.link.echoes is not False and ECHO_ONLY not in said:
+            hints.append(ECHO_ONLY)
         factory = p.factory_address(digits)
         if factory != self.address:
             hints.append(f"the factory address of serial {digits} is {factory}")

@@ -328,8 +328,9 @@ async def test_an_echo_alone_is_no_answer(tmp_path, registry):
             assert "only the echo of the request came back" in slot.last_error
             assert await wait_for(lambda: slot_of(agent, "32297700-17").readings >= 1)
         config = device_config({"port": sim.bus.path, **absent})
-        with pytest.raises(NoAnswer, match="only the adapter's echo came back"):
+        with pytest.raises(NoAnswer, match="only the echo of the request came back") as refused:
             await MeterBuses().probe(config)
+        assert str(refused.value).count("echo") == 1  # said once, by the link or the hint
     finally:
         await sim.close()
 
