@@ -29,7 +29,7 @@ def ctx(now: float, **kw) -> Context:
 def antminer(now: float, mode: WorkMode = WorkMode.NORMAL, rate: float = 104.0) -> Device:
     reading = Reading(time_ns=int(now * 1e9), hashrate_ths=rate, expected_hashrate_ths=104.0,
                       work_mode=mode, is_mining=mode != WorkMode.SLEEP)
-    return Device(mac="e0:a5:09:00:00:01", ip="10.0.0.1", driver="bitmain_http",
+    return Device(mac="e0:a5:09:00:00:01", ip="127.0.0.1", driver="bitmain_http",
                   make="Antminer", model="Antminer S19j Pro", group="Зал 1", group_id="g1",
                   range="Стойка 1", range_id="r1", state="ok", reading=reading)
 
@@ -37,7 +37,7 @@ def antminer(now: float, mode: WorkMode = WorkMode.NORMAL, rate: float = 104.0) 
 def whatsminer(now: float, watts: float = 5500.0) -> Device:
     reading = Reading(time_ns=int(now * 1e9), hashrate_ths=212.0, expected_hashrate_ths=212.0,
                       power_w=watts, power_limit_w=5800.0, work_mode=WorkMode.NORMAL)
-    return Device(mac="c4:7a:00:00:00:01", ip="10.0.0.2", driver="whatsminer",
+    return Device(mac="c4:7a:00:00:00:01", ip="127.0.0.2", driver="whatsminer",
                   make="Whatsminer", model="M56S_VH30", group="Зал 1", group_id="g1",
                   range="Стойка 1", range_id="r1", state="ok", reading=reading)
 
